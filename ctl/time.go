@@ -1,0 +1,5 @@
+package ctl
+
+import "time"
+
+var timeZero time.Time

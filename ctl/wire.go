@@ -1,0 +1,148 @@
+package ctl
+
+import (
+	"encoding/json"
+	"net/netip"
+)
+
+// Family is the address family of the socket a request is issued on: it
+// selects which ill list (IPv4 or IPv6) names are looked up in, as an
+// AF_INET or AF_INET6 socket does in illumos.
+type Family string
+
+// Families. The zero value means AF_INET, the default of ifconfig.
+const (
+	AF_UNSPEC Family = "unspec"
+	AF_INET   Family = "inet"
+	AF_INET6  Family = "inet6"
+)
+
+// FamilyOf returns the family of an address (AF_UNSPEC for the zero Addr).
+func FamilyOf(a netip.Addr) Family {
+	switch {
+	case !a.IsValid():
+		return AF_UNSPEC
+	case a.Is4():
+		return AF_INET
+	default:
+		return AF_INET6
+	}
+}
+
+// LifreqSize is sizeof(struct lifreq) on illumos; SIOCGLIFCONF's lifc_len
+// and SIOCGLIFSRCOF's lifs_len are counted in these units, as in the
+// reference, so buffer-size arithmetic in scripts carries over.
+const LifreqSize = 376
+
+// PPAAny is lifr_ppa = UINT_MAX: "choose the lowest free PPA for me".
+const PPAAny = ^uint32(0)
+
+// Lifreq is struct lifreq: the argument and result of the LIF requests.
+// Field names on the wire are those of the if_tcp(7P) man page. An address
+// field left empty is AF_UNSPEC. As in illumos, SIOCSLIFNETMASK and
+// SIOCGLIFNETMASK carry the mask in lifr_addr.
+type Lifreq struct {
+	Name      string     `json:"lifr_name"`
+	Link      string     `json:"lifr_link,omitempty"` // SIOCSLIFNAME: the device ("stream") to plumb; default lifr_name
+	PPA       uint32     `json:"lifr_ppa,omitempty"`
+	Addr      netip.Addr `json:"lifr_addr,omitzero"`
+	Addrlen   int        `json:"lifr_addrlen,omitempty"`
+	Dstaddr   netip.Addr `json:"lifr_dstaddr,omitzero"`
+	Broadaddr netip.Addr `json:"lifr_broadaddr,omitzero"`
+	Flags     Flags      `json:"lifr_flags,omitempty"`
+	MTU       int64      `json:"lifr_mtu,omitempty"`
+	Metric    int        `json:"lifr_metric,omitempty"`
+	Index     uint32     `json:"lifr_index,omitempty"`
+	Type      int        `json:"lifr_type,omitempty"`     // IFT_* of the ill
+	Zone      string     `json:"lifr_zone,omitempty"`     // zone name; "" is the global zone
+	HWAddr    string     `json:"lifr_hwaddr,omitempty"`   // SIOCGLIFHWADDR: "2:0:0:0:0:1"
+	DADState  int        `json:"lifr_dadstate,omitempty"` // SIOCGLIFDADSTATE
+}
+
+// IFT_* interface types reported in lifr_type.
+const (
+	IFT_OTHER = 0x01
+	IFT_ETHER = 0x06
+	IFT_LOOP  = 0x18 // as illumos reports lo0 (IFT_OTHER on some releases)
+)
+
+// LIFC_* flags of SIOCGLIFCONF / SIOCGLIFNUM.
+const (
+	LIFC_NOXMIT          = 0x01
+	LIFC_EXTERNAL_SOURCE = 0x02
+	LIFC_TEMPORARY       = 0x04
+	LIFC_ALLZONES        = 0x08
+	LIFC_UNDER_IPMP      = 0x10
+	LIFC_ENABLED         = 0x20
+)
+
+// Lifnum is struct lifnum (SIOCGLIFNUM).
+type Lifnum struct {
+	Family Family `json:"lifn_family"`
+	Flags  int    `json:"lifn_flags,omitempty"`
+	Count  int    `json:"lifn_count"`
+}
+
+// Lifconf is struct lifconf (SIOCGLIFCONF). Len is the buffer size in bytes
+// (LifreqSize per record); 0 means "as large as needed", a convenience the
+// C interface lacks.
+type Lifconf struct {
+	Family Family   `json:"lifc_family"`
+	Flags  int      `json:"lifc_flags,omitempty"`
+	Len    int      `json:"lifc_len"`
+	Req    []Lifreq `json:"lifc_req"`
+}
+
+// Request is one line on the control socket. Op is an if_tcp(7P) request
+// name ("SIOCSLIFADDR") or a daemon operation ("dladm.create-tap").
+type Request struct {
+	ID     uint64          `json:"id,omitempty"`
+	Op     string          `json:"op"`
+	Family Family          `json:"family,omitempty"`
+	Args   json.RawMessage `json:"args,omitempty"`
+}
+
+// Response answers one Request. On failure Errno is set ("EINVAL") and
+// Message says what was wrong; nothing was changed.
+type Response struct {
+	ID      uint64          `json:"id,omitempty"`
+	Errno   string          `json:"errno,omitempty"`
+	Message string          `json:"message,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
+}
+
+// CreateTap is the argument of "dladm.create-tap".
+type CreateTap struct {
+	Name  string `json:"name"`
+	Netns string `json:"netns,omitempty"` // name under /run/netns, or a path
+	MTU   uint32 `json:"mtu,omitempty"`
+	MAC   string `json:"mac,omitempty"`
+}
+
+// LinkName is the argument of "dladm.delete-link".
+type LinkName struct {
+	Name string `json:"name"`
+}
+
+// LinkInfo is one row of "dladm.show-link".
+type LinkInfo struct {
+	Link         string   `json:"link"`
+	Class        string   `json:"class"` // "tap", "afpacket", "loopback"
+	MTU          uint32   `json:"mtu"`
+	State        string   `json:"state"` // "up", "down", "unknown"
+	Over         string   `json:"over"`  // netns the device lives in, or the device an AF_PACKET link is over
+	MAC          string   `json:"mac,omitempty"`
+	DLPIState    string   `json:"dlpi_state"` // UNATTACHED, UNBOUND, IDLE
+	Capabilities []string `json:"capabilities"`
+}
+
+// RouteEntry is one IRE as "netstat.routes" returns it.
+type RouteEntry struct {
+	Destination netip.Prefix `json:"destination"`
+	Gateway     netip.Addr   `json:"gateway,omitzero"`
+	Type        string       `json:"type"`  // LOCAL, LOOPBACK, BROADCAST, IF_RESOLVER, IF_NORESOLVER, PREFIX, HOST, DEFAULT
+	Flags       string       `json:"flags"` // netstat style: U, G, H, D, L, B, ...
+	Interface   string       `json:"interface"`
+	Refs        int          `json:"refs"` // broadcast share count, else 1
+	Zone        string       `json:"zone,omitempty"`
+}
