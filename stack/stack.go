@@ -50,8 +50,8 @@ func New() *Stack {
 		NetworkProtocols: []gstack.NetworkProtocolFactory{
 			ipv4.NewProtocol,
 			ipv6.NewProtocolWithOptions(ipv6.Options{
-				NDPConfigs: ipv6.NDPConfigurations{HandleRAs: ipv6.HandlingRAsDisabled},
-				DADConfigs: gstack.DADConfigurations{DupAddrDetectTransmits: 0},
+				NDPConfigs:       ipv6.NDPConfigurations{HandleRAs: ipv6.HandlingRAsDisabled},
+				DADConfigs:       gstack.DADConfigurations{DupAddrDetectTransmits: 0},
 				AutoGenLinkLocal: false,
 			}),
 			arp.NewProtocol,

@@ -1,0 +1,155 @@
+package ifmgr
+
+import (
+	"github.com/tapstack/tapstack/ctl"
+)
+
+// argKind is the argument structure a request takes.
+type argKind int
+
+const (
+	argLifreq argKind = iota
+	argLifconf
+	argLifnum
+)
+
+// request is one row of the request table (spec §2.0.2).
+type request struct {
+	kind argKind
+	// priv: the caller needs network-configuration privilege (EPERM).
+	priv bool
+	// write: the request changes state and runs exclusively.
+	write bool
+	// lifHandler handles LIF requests whose target is resolved from
+	// lifr_name in the socket's family before the call (target is nil for
+	// rows with resolve == false).
+	resolve bool
+	handler func(m *Manager, c *call) error
+}
+
+// call is one request being served.
+type call struct {
+	op     string
+	family ctl.Family
+	lifr   *ctl.Lifreq
+	lifc   *ctl.Lifconf
+	lifn   *ctl.Lifnum
+	target *ipif // resolved lifr_name
+}
+
+// requests is the request table: every if_tcp(7P) request tapstack
+// implements. The control socket, tapadm and the tests all go through it.
+var requests map[string]request
+
+func init() {
+	requests = map[string]request{
+		"SIOCSLIFNAME":     {kind: argLifreq, priv: true, write: true, handler: (*Manager).sioSLifName},
+		"unplumb":          {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioUnplumb},
+		"SIOCLIFADDIF":     {kind: argLifreq, priv: true, write: true, handler: (*Manager).sioAddIf},
+		"SIOCLIFREMOVEIF":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioRemoveIf},
+		"SIOCSLIFADDR":     {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifAddr},
+		"SIOCGLIFADDR":     {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifAddr},
+		"SIOCSLIFDSTADDR":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifDstAddr},
+		"SIOCGLIFDSTADDR":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifDstAddr},
+		"SIOCSLIFBRDADDR":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifBrdAddr},
+		"SIOCGLIFBRDADDR":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifBrdAddr},
+		"SIOCSLIFNETMASK":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifNetmask},
+		"SIOCGLIFNETMASK":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifNetmask},
+		"SIOCSLIFFLAGS":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifFlags},
+		"SIOCGLIFFLAGS":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifFlags},
+		"SIOCSLIFMTU":      {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifMTU},
+		"SIOCGLIFMTU":      {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifMTU},
+		"SIOCSLIFMETRIC":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifMetric},
+		"SIOCGLIFMETRIC":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifMetric},
+		"SIOCGLIFINDEX":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifIndex},
+		"SIOCSLIFINDEX":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifIndex},
+		"SIOCGLIFZONE":     {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifZone},
+		"SIOCGLIFHWADDR":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifHWAddr},
+		"SIOCGLIFDADSTATE": {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifDADState},
+		"SIOCGLIFCONF":     {kind: argLifconf, handler: (*Manager).sioGLifConf},
+		"SIOCGLIFNUM":      {kind: argLifnum, handler: (*Manager).sioGLifNum},
+	}
+}
+
+// Requests lists the names of the requests the table implements.
+func Requests() []string {
+	out := make([]string, 0, len(requests))
+	for n := range requests {
+		out = append(out, n)
+	}
+	return out
+}
+
+// NewArg returns a zero argument of the type request op takes, for the
+// caller to decode into and pass to Do.
+func NewArg(op string) (any, error) {
+	r, ok := requests[op]
+	if !ok {
+		return nil, ctl.Errorf(ctl.EINVAL, "unknown request %q", op)
+	}
+	switch r.kind {
+	case argLifconf:
+		return &ctl.Lifconf{}, nil
+	case argLifnum:
+		return &ctl.Lifnum{}, nil
+	}
+	return &ctl.Lifreq{}, nil
+}
+
+// Caller describes who sent a request.
+type Caller struct {
+	// Privileged callers may run set-requests (root, or a group named at
+	// daemon start).
+	Privileged bool
+}
+
+// Do runs request op with argument arg (a pointer of the type NewArg
+// returns) on a socket of the given family. The result is written back
+// into arg. A failed request returns *ctl.Error and changes nothing.
+func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err error) {
+	defer func() {
+		if ce, ok := err.(*ctl.Error); ok && ce.Request == "" {
+			ce.Request = op
+		}
+	}()
+	r, ok := requests[op]
+	if !ok {
+		return ctl.Errorf(ctl.EINVAL, "unknown request %q", op)
+	}
+	if family == "" {
+		family = ctl.AF_INET
+	}
+	if family != ctl.AF_INET && family != ctl.AF_INET6 && !(family == ctl.AF_UNSPEC && r.kind != argLifreq) {
+		return ctl.Errorf(ctl.EAFNOSUPPORT, "socket family %q is not inet or inet6", family)
+	}
+	c := &call{op: op, family: family}
+	switch r.kind {
+	case argLifreq:
+		c.lifr, ok = arg.(*ctl.Lifreq)
+	case argLifconf:
+		c.lifc, ok = arg.(*ctl.Lifconf)
+	case argLifnum:
+		c.lifn, ok = arg.(*ctl.Lifnum)
+	}
+	if !ok || arg == nil {
+		return ctl.Errorf(ctl.EINVAL, "missing or wrong argument for %s", op)
+	}
+	if r.priv && !caller.Privileged {
+		return ctl.Errorf(ctl.EPERM, "%s needs network configuration privilege", op)
+	}
+	if r.write {
+		m.mu.Lock()
+		defer m.unlockAndDeliver()
+	} else {
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+	}
+	if r.resolve {
+		u, err := m.lookupLocked(c.lifr.Name, family)
+		if err != nil {
+			return err
+		}
+		c.target = u
+	}
+	return r.handler(m, c)
+}

@@ -1,0 +1,446 @@
+// Package route is the IRE table: every route the interface layer and the
+// administrator create (local, loopback, broadcast, interface, prefix, host,
+// default), longest-prefix-match lookup, change events, and the projection
+// of the table onto gVisor's forwarding table.
+//
+// Identical broadcast IREs are shared: adding one again raises a share
+// count and deleting drops it, so several logical interfaces of one ill can
+// need the same broadcast address (spec §5.4). Any other identical add is
+// EEXIST.
+//
+// route knows interfaces only by name; it does not own them.
+package route
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/tapstack/tapstack/ctl"
+	"github.com/tapstack/tapstack/stack"
+)
+
+// Type is the IRE type.
+type Type int
+
+// IRE types (illumos names).
+const (
+	IRE_BROADCAST Type = iota + 1
+	IRE_DEFAULT
+	IRE_PREFIX
+	IRE_HOST
+	IRE_LOCAL
+	IRE_LOOPBACK
+	IRE_IF_RESOLVER
+	IRE_IF_NORESOLVER
+)
+
+var typeNames = map[Type]string{
+	IRE_BROADCAST: "BROADCAST", IRE_DEFAULT: "DEFAULT", IRE_PREFIX: "PREFIX",
+	IRE_HOST: "HOST", IRE_LOCAL: "LOCAL", IRE_LOOPBACK: "LOOPBACK",
+	IRE_IF_RESOLVER: "IF_RESOLVER", IRE_IF_NORESOLVER: "IF_NORESOLVER",
+}
+
+func (t Type) String() string {
+	if n, ok := typeNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("Type(%d)", int(t))
+}
+
+// IsInterface reports whether t is an interface (on-link subnet) type.
+func (t Type) IsInterface() bool { return t == IRE_IF_RESOLVER || t == IRE_IF_NORESOLVER }
+
+// Flags are RTF_* route flags.
+type Flags uint32
+
+// Route flags (illumos values).
+const (
+	RTF_UP        Flags = 0x1
+	RTF_GATEWAY   Flags = 0x2
+	RTF_HOST      Flags = 0x4
+	RTF_REJECT    Flags = 0x8
+	RTF_STATIC    Flags = 0x800
+	RTF_BLACKHOLE Flags = 0x1000
+	RTF_PRIVATE   Flags = 0x2000
+	RTF_SETSRC    Flags = 0x20000
+	RTF_KERNEL    Flags = 0x80000
+)
+
+// IRE is one routing table entry. For LOCAL, LOOPBACK, BROADCAST and
+// interface IREs Gateway is the owning unit's address (the source IP uses),
+// as in illumos; only PREFIX, HOST and DEFAULT IREs forward to it.
+type IRE struct {
+	Type    Type
+	Dest    netip.Prefix
+	Gateway netip.Addr
+	Ill     string // interface (ill) name; "" for an unbound gateway route
+	Zone    string // "" is the global zone
+	Flags   Flags
+}
+
+// key identifies an IRE for "identical" tests.
+type key struct {
+	typ  Type
+	dest netip.Prefix
+	gw   netip.Addr
+	ill  string
+	zone string
+}
+
+// key identifies e. Broadcast IREs are per (ill, zone, address): units of
+// one ill share them whatever their own address (spec §5.4).
+func (e *IRE) key() key {
+	gw := e.Gateway
+	if e.Type == IRE_BROADCAST {
+		gw = netip.Addr{}
+	}
+	return key{e.Type, e.Dest.Masked(), gw, e.Ill, e.Zone}
+}
+
+type entry struct {
+	IRE
+	refs int // share count (broadcast IREs); 1 otherwise
+}
+
+// EventKind says what happened to an IRE.
+type EventKind int
+
+// Event kinds.
+const (
+	Added EventKind = iota + 1
+	Deleted
+)
+
+// Event reports one change of the table.
+type Event struct {
+	Kind EventKind
+	IRE  IRE
+}
+
+// Installer receives gVisor's forwarding table whenever it changes.
+// *stack.Stack is one.
+type Installer interface {
+	SetRoutes([]stack.Route)
+}
+
+// Table is the IRE table.
+//
+// Locking: mu guards everything below it. Subscribers and the installer are
+// called with mu held, so they must not call back into the Table.
+type Table struct {
+	install Installer
+
+	mu      sync.RWMutex
+	entries map[key]*entry
+	// byLen indexes entries by family (0 IPv4, 1 IPv6) and prefix length,
+	// then by masked destination address, for longest-prefix match.
+	byLen [2][129]map[netip.Addr][]*entry
+	subs  []func(Event)
+	batch int  // >0 while inside Batch: defer syncing
+	dirty bool // a change happened during the batch
+}
+
+// New returns an empty table that keeps install (may be nil) in sync.
+func New(install Installer) *Table {
+	return &Table{install: install, entries: make(map[key]*entry)}
+}
+
+func famIdx(a netip.Addr) int {
+	if a.Is4() {
+		return 0
+	}
+	return 1
+}
+
+// Subscribe calls f for every later change, with the table locked.
+func (t *Table) Subscribe(f func(Event)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.subs = append(t.subs, f)
+}
+
+// Batch runs f and syncs gVisor once at the end rather than after each
+// change. f may call Add and Delete.
+func (t *Table) Batch(f func()) {
+	t.mu.Lock()
+	t.batch++
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.batch--
+		if t.batch == 0 && t.dirty {
+			t.syncLocked()
+		}
+		t.mu.Unlock()
+	}()
+	f()
+}
+
+// Add installs e. An identical BROADCAST IRE is shared (its count rises);
+// any other identical IRE is EEXIST.
+func (t *Table) Add(e IRE) error {
+	if !e.Dest.IsValid() {
+		return ctl.Errorf(ctl.EINVAL, "route has no destination")
+	}
+	e.Dest = e.Dest.Masked()
+	e.Flags |= RTF_UP
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := e.key()
+	if old, ok := t.entries[k]; ok {
+		if e.Type == IRE_BROADCAST {
+			old.refs++
+			return nil
+		}
+		return ctl.Errorf(ctl.EEXIST, "%s route to %s via %s already exists", e.Type, e.Dest, describeVia(&e))
+	}
+	ent := &entry{IRE: e, refs: 1}
+	t.entries[k] = ent
+	m := &t.byLen[famIdx(e.Dest.Addr())][e.Dest.Bits()]
+	if *m == nil {
+		*m = make(map[netip.Addr][]*entry)
+	}
+	(*m)[e.Dest.Addr()] = append((*m)[e.Dest.Addr()], ent)
+	t.changedLocked(Event{Kind: Added, IRE: e})
+	return nil
+}
+
+func describeVia(e *IRE) string {
+	if e.Ill != "" && e.Gateway.IsValid() {
+		return e.Gateway.String() + " on " + e.Ill
+	}
+	if e.Ill != "" {
+		return e.Ill
+	}
+	return e.Gateway.String()
+}
+
+// Delete removes the IRE identical to e (a shared broadcast IRE only when
+// its last user deletes it). No such IRE is ESRCH.
+func (t *Table) Delete(e IRE) error {
+	e.Dest = e.Dest.Masked()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := e.key()
+	ent, ok := t.entries[k]
+	if !ok {
+		return ctl.Errorf(ctl.ESRCH, "no %s route to %s via %s", e.Type, e.Dest, describeVia(&e))
+	}
+	ent.refs--
+	if ent.refs > 0 {
+		return nil
+	}
+	t.removeLocked(ent)
+	return nil
+}
+
+func (t *Table) removeLocked(ent *entry) {
+	delete(t.entries, ent.key())
+	m := t.byLen[famIdx(ent.Dest.Addr())][ent.Dest.Bits()]
+	list := m[ent.Dest.Addr()]
+	list = slices.DeleteFunc(list, func(x *entry) bool { return x == ent })
+	if len(list) == 0 {
+		delete(m, ent.Dest.Addr())
+	} else {
+		m[ent.Dest.Addr()] = list
+	}
+	t.changedLocked(Event{Kind: Deleted, IRE: ent.IRE})
+}
+
+// DeleteMatching removes every IRE for which match is true, whatever its
+// share count, and returns how many were removed.
+func (t *Table) DeleteMatching(match func(IRE) bool) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var doomed []*entry
+	for _, ent := range t.entries {
+		if match(ent.IRE) {
+			doomed = append(doomed, ent)
+		}
+	}
+	for _, ent := range doomed {
+		t.removeLocked(ent)
+	}
+	return len(doomed)
+}
+
+func (t *Table) changedLocked(ev Event) {
+	for _, f := range t.subs {
+		f(ev)
+	}
+	if t.batch > 0 {
+		t.dirty = true
+		return
+	}
+	t.syncLocked()
+}
+
+// Has reports whether an IRE identical to e exists.
+func (t *Table) Has(e IRE) bool {
+	e.Dest = e.Dest.Masked()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	_, ok := t.entries[e.key()]
+	return ok
+}
+
+// Refs returns the share count of the IRE identical to e (0 if absent).
+func (t *Table) Refs(e IRE) int {
+	e.Dest = e.Dest.Masked()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if ent, ok := t.entries[e.key()]; ok {
+		return ent.refs
+	}
+	return 0
+}
+
+// Lookup returns the longest-prefix match for dst among the IREs accepted
+// by filter (nil accepts all). Among entries with the same prefix the most
+// specific type wins (local before interface before gateway routes).
+func (t *Table) Lookup(dst netip.Addr, filter func(*IRE) bool) (IRE, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	fam := famIdx(dst)
+	for bits := dst.BitLen(); bits >= 0; bits-- {
+		m := t.byLen[fam][bits]
+		if len(m) == 0 {
+			continue
+		}
+		p, _ := dst.Prefix(bits)
+		var best *entry
+		for _, ent := range m[p.Addr()] {
+			if filter != nil && !filter(&ent.IRE) {
+				continue
+			}
+			if best == nil || rank(ent.Type) < rank(best.Type) {
+				best = ent
+			}
+		}
+		if best != nil {
+			return best.IRE, true
+		}
+	}
+	return IRE{}, false
+}
+
+func rank(t Type) int {
+	switch t {
+	case IRE_LOCAL, IRE_LOOPBACK:
+		return 0
+	case IRE_BROADCAST:
+		return 1
+	case IRE_IF_RESOLVER, IRE_IF_NORESOLVER:
+		return 2
+	}
+	return 3
+}
+
+// Entry is an IRE with its share count, as All returns it.
+type Entry struct {
+	IRE
+	Refs int
+}
+
+// All returns every IRE, sorted by family, then destination, then type.
+func (t *Table) All() []Entry {
+	t.mu.RLock()
+	out := make([]Entry, 0, len(t.entries))
+	for _, ent := range t.entries {
+		out = append(out, Entry{IRE: ent.IRE, Refs: ent.refs})
+	}
+	t.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Entry) int {
+		if c := cmp.Compare(famIdx(a.Dest.Addr()), famIdx(b.Dest.Addr())); c != 0 {
+			return c
+		}
+		if c := a.Dest.Addr().Compare(b.Dest.Addr()); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Dest.Bits(), b.Dest.Bits()); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Type, b.Type); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Ill, b.Ill); c != 0 {
+			return c
+		}
+		return a.Gateway.Compare(b.Gateway)
+	})
+	return out
+}
+
+// syncLocked projects the table onto gVisor: interface IREs become on-link
+// routes, gateway IREs become routes through the ill (or, unbound, through
+// the ill whose interface IRE covers the gateway), loopback IREs route to
+// their ill. Local and broadcast IREs need no gVisor route: gVisor delivers
+// to its own addresses and subnet broadcasts by itself.
+func (t *Table) syncLocked() {
+	t.dirty = false
+	if t.install == nil {
+		return
+	}
+	var routes []stack.Route
+	for _, ent := range t.entries {
+		switch {
+		case ent.Type.IsInterface(), ent.Type == IRE_LOOPBACK:
+			if ent.Flags&RTF_BLACKHOLE != 0 {
+				continue
+			}
+			routes = append(routes, stack.Route{Dest: ent.Dest, NIC: ent.Ill})
+		case ent.Type == IRE_PREFIX, ent.Type == IRE_HOST, ent.Type == IRE_DEFAULT:
+			ill := ent.Ill
+			if ill == "" {
+				ill = t.onLinkIllLocked(ent.Gateway)
+			}
+			if ill == "" {
+				continue
+			}
+			routes = append(routes, stack.Route{Dest: ent.Dest, Gateway: ent.Gateway, NIC: ill})
+		}
+	}
+	t.install.SetRoutes(routes)
+}
+
+// onLinkIllLocked returns the ill of the longest interface IRE covering a.
+func (t *Table) onLinkIllLocked(a netip.Addr) string {
+	fam := famIdx(a)
+	for bits := a.BitLen(); bits >= 0; bits-- {
+		p, _ := a.Prefix(bits)
+		for _, ent := range t.byLen[fam][bits][p.Addr()] {
+			if ent.Type.IsInterface() {
+				return ent.Ill
+			}
+		}
+	}
+	return ""
+}
+
+// NetstatFlags returns the netstat-style flag letters of e: U up, G
+// gateway, H host, B broadcast, L local, S static.
+func NetstatFlags(e IRE) string {
+	s := ""
+	if e.Flags&RTF_UP != 0 {
+		s += "U"
+	}
+	if e.Flags&RTF_GATEWAY != 0 {
+		s += "G"
+	}
+	if e.Dest.Bits() == e.Dest.Addr().BitLen() && e.Type != IRE_BROADCAST {
+		s += "H"
+	}
+	switch e.Type {
+	case IRE_BROADCAST:
+		s += "B"
+	case IRE_LOCAL:
+		s += "L"
+	}
+	if e.Flags&RTF_STATIC != 0 {
+		s += "S"
+	}
+	return s
+}
