@@ -116,5 +116,9 @@ func ErrnoOf(err error) Errno {
 	if errors.As(err, &e) {
 		return e
 	}
+	var se syscall.Errno
+	if errors.As(err, &se) {
+		return Errno(se)
+	}
 	return 0
 }

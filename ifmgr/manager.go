@@ -264,3 +264,16 @@ func (m *Manager) allocIndexLocked() (uint32, error) {
 	}
 	return 0, ctl.Errorf(ctl.ENOSPC, "no free interface index")
 }
+
+// Plumbed reports whether link linkName carries a plumbed interface (in
+// either family); such a link must not be deleted.
+func (m *Manager) Plumbed(linkName string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, p := range m.byName {
+		if p.link != nil && p.link.Name() == linkName {
+			return true
+		}
+	}
+	return false
+}
