@@ -146,3 +146,18 @@ type RouteEntry struct {
 	Refs        int          `json:"refs"` // broadcast share count, else 1
 	Zone        string       `json:"zone,omitempty"`
 }
+
+// Ping is the argument of "ping": ICMP echo from the stack itself.
+type Ping struct {
+	Dst       netip.Addr `json:"dst"`
+	Count     int        `json:"count,omitempty"`      // default 1
+	TimeoutMS int        `json:"timeout_ms,omitempty"` // per probe; default 1000
+}
+
+// PingResult answers "ping".
+type PingResult struct {
+	Transmitted int     `json:"transmitted"`
+	Received    int     `json:"received"`
+	RTTMicros   []int64 `json:"rtt_us"`
+	Error       string  `json:"error,omitempty"` // why the last probe failed
+}

@@ -264,6 +264,12 @@ func (d *Daemon) dispatch(caller ifmgr.Caller, req *ctl.Request) (any, error) {
 		return d.showLinks(), nil
 	case "netstat.routes":
 		return d.routeEntries(req.Family), nil
+	case "ping":
+		var a ctl.Ping
+		if err := decode(req, &a); err != nil {
+			return nil, err
+		}
+		return d.ping(a)
 	}
 	arg, err := ifmgr.NewArg(req.Op)
 	if err != nil {
