@@ -1,0 +1,194 @@
+// Package integration runs tapstack end to end: the real tapstackd and
+// tapadm binaries, real TAP devices in real network namespaces, and the
+// Linux kernel as the peer (ping, ip neigh, socat). It needs root and
+// /dev/net/tun; outside CI it skips without them, under CI=true it fails.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapstack/tapstack/ctl"
+	"github.com/tapstack/tapstack/internal/netnstest"
+)
+
+// binDir holds tapstackd and tapadm built once for the whole package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tapstack-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cmd := exec.Command("go", "build", "-o", dir, "github.com/tapstack/tapstack/cmd/tapstackd", "github.com/tapstack/tapstack/cmd/tapadm")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is a running tapstackd with its control socket.
+type daemon struct {
+	t      *testing.T
+	sock   string
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan error
+	client *ctl.Client
+}
+
+// startDaemon runs tapstackd with the given extra flags and stops it (with
+// SIGTERM) in t.Cleanup.
+func startDaemon(t *testing.T, flags ...string) *daemon {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "tapstackd.sock")
+	d := &daemon{t: t, sock: sock, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(filepath.Join(binDir, "tapstackd"), append([]string{"--ctl", sock}, flags...)...)
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("tapstackd log:\n%s", d.stderr)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := ctl.Dial(sock)
+		if err == nil {
+			d.client = c
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tapstackd did not open %s: %v\n%s", sock, err, d.stderr)
+		}
+		select {
+		case err := <-d.done:
+			t.Fatalf("tapstackd exited early: %v\n%s", err, d.stderr)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop() error {
+	if d.cmd.ProcessState != nil {
+		return nil
+	}
+	if d.client != nil {
+		d.client.Close()
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		return err
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+		return fmt.Errorf("tapstackd did not exit within 10s of SIGTERM")
+	}
+}
+
+// tapadm runs the CLI against the daemon; it fails the test on error.
+func (d *daemon) tapadm(args ...string) string {
+	d.t.Helper()
+	out, err := d.tryTapadm(args...)
+	if err != nil {
+		d.t.Fatalf("tapadm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// tryTapadm runs the CLI and returns combined output and the error.
+func (d *daemon) tryTapadm(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "tapadm"), append([]string{"--ctl", d.sock}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// do sends one request through the Go client.
+func (d *daemon) do(op string, fam ctl.Family, args, result any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return d.client.Do(ctx, op, fam, args, result)
+}
+
+// routes returns the IRE table as netstat.routes reports it.
+func (d *daemon) routes(fam ctl.Family) []ctl.RouteEntry {
+	d.t.Helper()
+	var rs []ctl.RouteEntry
+	if err := d.do("netstat.routes", fam, nil, &rs); err != nil {
+		d.t.Fatal(err)
+	}
+	return rs
+}
+
+// setup is a namespace with a TAP from a fresh daemon, plumbed, with the
+// stack at stackAddr/24 and the kernel at nsAddr/24.
+type setup struct {
+	*daemon
+	ns       string
+	tap      string
+	stackIP  string
+	kernelIP string
+}
+
+func newSetup(t *testing.T, subnet byte, flags ...string) *setup {
+	t.Helper()
+	netnstest.Require(t)
+	ns := netnstest.NewNetns(t)
+	d := startDaemon(t, flags...)
+	s := &setup{daemon: d, ns: ns, tap: "tap0",
+		stackIP: fmt.Sprintf("10.%d.0.1", subnet), kernelIP: fmt.Sprintf("10.%d.0.2", subnet)}
+	d.tapadm("dladm", "create-tap", s.tap, "--netns", ns, "--mtu", "1500")
+	d.tapadm("ifconfig", s.tap, "plumb")
+	d.tapadm("ifconfig", s.tap, s.stackIP+"/24", "up")
+	s.nsExec("ip", "addr", "add", s.kernelIP+"/24", "dev", s.tap)
+	s.nsExec("ip", "link", "set", s.tap, "up")
+	return s
+}
+
+// nsExec runs a command in the namespace and fails the test on error.
+func (s *setup) nsExec(args ...string) string {
+	s.t.Helper()
+	out, err := netnstest.Exec(s.t, s.ns, args...)
+	if err != nil {
+		s.t.Fatalf("in %s: %s: %v\n%s", s.ns, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// nsPing pings from the namespace and reports success.
+func (s *setup) nsPing(addr string) bool {
+	_, err := netnstest.Exec(s.t, s.ns, "ping", "-c", "1", "-W", "2", addr)
+	return err == nil
+}
+
+// jsonOut runs a tapadm show command with -o json and decodes it.
+func (d *daemon) jsonOut(v any, args ...string) {
+	d.t.Helper()
+	out := d.tapadm(append(args, "-o", "json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		d.t.Fatalf("tapadm %s -o json: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}

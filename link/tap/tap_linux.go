@@ -1,0 +1,485 @@
+package tap
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/tapstack/tapstack/link"
+)
+
+// resubscribeDelay paces re-subscription to link events after the kernel
+// dropped the subscription (ENOBUFS after a burst of events).
+const resubscribeDelay = time.Second
+
+// Device is a TAP device under a link.
+//
+// Locking: mu guards nl; the other fields are set by Create and not
+// changed afterwards, except sdu (atomic).
+type Device struct {
+	name    string
+	where   string         // the namespace, for messages
+	ns      netns.NsHandle // owned by the watcher, which closes it on exit
+	ifindex int            // in ns
+	ep      *endpoint
+	link    *link.Link
+	sdu     atomic.Uint32
+	done    chan struct{} // closed by Close: stops the watcher
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu sync.Mutex
+	// +checklocks:mu
+	nl *netlink.Handle // rtnetlink in ns; nil once closed
+}
+
+var _ link.Device = (*Device)(nil)
+
+// Create creates the TAP device cfg describes and returns it as a link of
+// class "tap", over cfg.Netns. Equivalent to
+// `ip -n NETNS tuntap add dev NAME mode tap` and `ip -n NETNS link set NAME mtu MTU`,
+// except that the device is not persistent: it lives as long as the link,
+// and Close deletes it.
+//
+// The kernel side starts administratively down, so the link starts with
+// carrier down. Bringing the device up or down in the namespace
+// (`ip link set NAME up`) raises NoteLinkUp or NoteLinkDown; deleting it
+// there raises NoteLinkDown.
+//
+// Errors say what was wrong and wrap an errno (EINVAL, ENOENT, EEXIST,
+// EPERM, …) for errors.Is.
+func Create(cfg Config) (_ *link.Link, err error) {
+	if err := validName(cfg.Name); err != nil {
+		return nil, err
+	}
+	mtu := cfg.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	mac, err := stackMAC(cfg.MAC)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := openNetns(cfg.Netns)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{name: cfg.Name, where: describeNetns(cfg.Netns), ns: ns, done: make(chan struct{})}
+	fd := -1
+	defer func() {
+		if err == nil {
+			return
+		}
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		if d.nl != nil {
+			d.nl.Close()
+		}
+		close(d.done)
+		ns.Close()
+	}()
+
+	if d.nl, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE); err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", d.where, err)
+	}
+	if _, err := d.nl.LinkByName(cfg.Name); err == nil {
+		return nil, d.exists()
+	} else if !errors.As(err, new(netlink.LinkNotFoundError)) {
+		return nil, fmt.Errorf("look up %s in %s: %w", cfg.Name, d.where, err)
+	}
+	if fd, err = d.open(); err != nil {
+		return nil, err
+	}
+	kl, err := d.nl.LinkByName(cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("look up new device %s in %s: %w", cfg.Name, d.where, err)
+	}
+	d.ifindex = kl.Attrs().Index
+	if err := d.nl.LinkSetMTU(kl, int(mtu)); err != nil {
+		return nil, fmt.Errorf("set mtu %d on %s in %s: %w", mtu, cfg.Name, d.where, err)
+	}
+	d.sdu.Store(mtu)
+
+	fep, err := fdbased.New(&fdbased.Options{
+		FDs:            []int{fd},
+		MTU:            mtu,
+		EthernetHeader: true,
+		Address:        tcpip.LinkAddress(mac),
+		// One goroutine per ring, delivering inline (DESIGN.md). More
+		// processors would also start goroutines now that only a
+		// dispatch loop, which never runs if the endpoint is never
+		// attached, could stop.
+		ProcessorsPerChannel: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("endpoint for %s: %w", cfg.Name, err)
+	}
+	d.ep = &endpoint{LinkEndpoint: fep, fd: fd}
+
+	// A change since kl was read is not lost: the subscription starts
+	// with a dump of the current state (ListExisting), and Link drops
+	// what repeats the state it has.
+	ch, err := d.subscribe()
+	if err != nil {
+		return nil, fmt.Errorf("watch %s in %s: %w", cfg.Name, d.where, err)
+	}
+	l := link.New(cfg.Name, "tap", cfg.Netns, d)
+	d.link = l
+	if kl.Attrs().RawFlags&unix.IFF_UP == 0 {
+		l.Notify(link.Notification{Kind: link.NoteLinkDown})
+	}
+	go d.watch(ch)
+	return l, nil
+}
+
+// validName applies the kernel's rules for interface names
+// (dev_valid_name), and refuses '%', which TUNSETIFF would take as a
+// template ("tap%d") rather than a name.
+func validName(name string) error {
+	switch {
+	case name == "":
+		return errnoErr(unix.EINVAL, "tap name is empty")
+	case len(name) >= unix.IFNAMSIZ:
+		return errnoErr(unix.EINVAL, "tap name %q too long (max %d)", name, unix.IFNAMSIZ-1)
+	case name == "." || name == "..":
+		return errnoErr(unix.EINVAL, "tap name %q is reserved", name)
+	case strings.ContainsAny(name, "/:%"):
+		return errnoErr(unix.EINVAL, "tap name %q contains '/', ':' or '%%'", name)
+	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
+		return errnoErr(unix.EINVAL, "tap name %q contains white space", name)
+	}
+	return nil
+}
+
+// stackMAC validates mac, or makes a random locally administered unicast
+// one if it is nil. The result is the caller's.
+func stackMAC(mac net.HardwareAddr) (net.HardwareAddr, error) {
+	if mac == nil {
+		mac = make(net.HardwareAddr, 6)
+		rand.Read(mac)
+		mac[0] = mac[0]&^0x01 | 0x02
+		return mac, nil
+	}
+	switch {
+	case len(mac) != 6:
+		return nil, errnoErr(unix.EINVAL, "MAC %v is not an Ethernet address", mac)
+	case mac[0]&0x01 != 0:
+		return nil, errnoErr(unix.EINVAL, "MAC %v is multicast", mac)
+	case string(mac) == "\x00\x00\x00\x00\x00\x00":
+		return nil, errnoErr(unix.EINVAL, "MAC %v is all zeros", mac)
+	}
+	return append(net.HardwareAddr(nil), mac...), nil
+}
+
+// openNetns opens the namespace Config.Netns names. The caller owns the
+// handle.
+func openNetns(name string) (netns.NsHandle, error) {
+	var path string
+	switch {
+	case name == "":
+		// The calling thread's namespace: lock so that Get reads this
+		// thread, which matters if the caller has locked it into a
+		// namespace of its own.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		ns, err := netns.Get()
+		if err != nil {
+			return -1, fmt.Errorf("current network namespace: %w", err)
+		}
+		return ns, nil
+	case filepath.IsAbs(name):
+		path = name
+	case strings.Contains(name, "/") || name == "." || name == "..":
+		return -1, errnoErr(unix.EINVAL, "netns %s: not a name under /run/netns or an absolute path", name)
+	default:
+		path = filepath.Join("/run/netns", name)
+	}
+	ns, err := netns.GetFromPath(path)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return -1, errnoErr(unix.ENOENT, "netns %s: no such network namespace", name)
+	case err != nil:
+		return -1, fmt.Errorf("netns %s: %w", name, err)
+	}
+	// Fail here, with a clear message, rather than at setns.
+	if t, err := unix.IoctlRetInt(int(ns), unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
+		ns.Close()
+		return -1, errnoErr(unix.EINVAL, "netns %s: not a network namespace", name)
+	}
+	return ns, nil
+}
+
+func describeNetns(name string) string {
+	if name == "" {
+		return "the current network namespace"
+	}
+	return name
+}
+
+func (d *Device) exists() error {
+	return errnoErr(unix.EEXIST, "device %s already exists in %s", d.name, d.where)
+}
+
+// open creates the TAP device in d.ns and returns its descriptor, which
+// the caller owns. The device goes away when the descriptor is closed.
+func (d *Device) open() (int, error) {
+	fd := -1
+	err := inNetns(d.ns, func() error {
+		// The namespace of the device is that of the thread that opens
+		// /dev/net/tun, so the open must happen in d.ns too.
+		var err error
+		fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		ifr, err := unix.NewIfreq(d.name)
+		if err == nil {
+			ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+			err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
+		}
+		if err != nil {
+			unix.Close(fd)
+			fd = -1
+			return &os.SyscallError{Syscall: "TUNSETIFF", Err: err}
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, unix.EBUSY):
+		// Another process created the name since we looked.
+		return -1, d.exists()
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV):
+		return -1, errnoErr(unix.ENODEV, "create %s in %s: /dev/net/tun is missing (is the tun module loaded?)", d.name, d.where)
+	case errors.Is(err, unix.EPERM):
+		return -1, errnoErr(unix.EPERM, "create %s in %s: permission denied (needs CAP_NET_ADMIN)", d.name, d.where)
+	case err != nil:
+		return -1, fmt.Errorf("create %s in %s: %w", d.name, d.where, err)
+	}
+	return fd, nil
+}
+
+// inNetns runs f on an OS thread switched into ns. It uses a goroutine of
+// its own so that, if the thread cannot be switched back, the thread is
+// left locked and Go discards it when the goroutine exits, instead of
+// running other goroutines in the wrong namespace.
+func inNetns(ns netns.NsHandle, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("current network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("setns back: %w", err) // thread stays locked
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// subscribe starts a subscription to link events in d.ns, beginning with
+// a dump of the current links. The channel is closed when d.done closes or
+// the subscription fails.
+func (d *Device) subscribe() (<-chan netlink.LinkUpdate, error) {
+	ch := make(chan netlink.LinkUpdate, 16)
+	err := netlink.LinkSubscribeWithOptions(ch, d.done, netlink.LinkSubscribeOptions{
+		Namespace:    &d.ns,
+		ListExisting: true,
+	})
+	return ch, err
+}
+
+// watch turns the kernel side's administrative state into carrier
+// notifications until Close, re-subscribing if the kernel drops the
+// subscription. It owns d.ns and closes it on exit.
+func (d *Device) watch(ch <-chan netlink.LinkUpdate) {
+	defer d.ns.Close()
+	gone := false // the device was deleted behind our back
+	for {
+		// Read to the end even once gone: the subscription's goroutine
+		// blocks until its channel is read.
+		for u := range ch {
+			if gone || int(u.Index) != d.ifindex {
+				continue
+			}
+			kind := link.NoteLinkDown
+			switch {
+			case u.Header.Type == unix.RTM_DELLINK:
+				gone = true
+			case u.Flags&unix.IFF_UP != 0:
+				kind = link.NoteLinkUp
+			}
+			d.link.Notify(link.Notification{Kind: kind})
+		}
+		for {
+			select {
+			case <-d.done:
+				return
+			case <-time.After(resubscribeDelay):
+			}
+			var err error
+			if ch, err = d.subscribe(); err == nil {
+				break
+			}
+		}
+	}
+}
+
+// Endpoint implements link.Device.
+func (d *Device) Endpoint() stack.LinkEndpoint { return d.ep }
+
+// MacType implements link.Device.
+func (d *Device) MacType() link.MacType { return link.DL_ETHER }
+
+// MaxSDU implements link.Device.
+func (d *Device) MaxSDU() uint32 { return d.sdu.Load() }
+
+// Broadcast implements link.Device.
+func (d *Device) Broadcast() net.HardwareAddr {
+	return net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+}
+
+// Capabilities implements link.Device: none until the virtio-net header
+// is used.
+func (d *Device) Capabilities() link.Capabilities { return link.Capabilities{} }
+
+// SetMTU sets the MTU of both sides, the kernel device and the endpoint,
+// and raises NoteSDUSize. Equivalent to `ip -n NETNS link set NAME mtu MTU`
+// plus the same on tapstack's side.
+func (d *Device) SetMTU(mtu uint32) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.nl == nil {
+		return errnoErr(unix.ENXIO, "set mtu on %s: device deleted", d.name)
+	}
+	kl := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: d.ifindex}}
+	if err := d.nl.LinkSetMTU(kl, int(mtu)); err != nil {
+		return fmt.Errorf("set mtu %d on %s in %s: %w", mtu, d.name, d.where, err)
+	}
+	d.ep.SetMTU(mtu)
+	d.sdu.Store(mtu)
+	d.link.Notify(link.Notification{Kind: link.NoteSDUSize, SDU: mtu})
+	return nil
+}
+
+// Close implements link.Device: it deletes the TAP device (by releasing
+// its descriptor) and stops watching it. The endpoint stays safe to use
+// until its NIC is removed: frames written to it are discarded.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() {
+		close(d.done)
+		if err := d.ep.release(); err != nil {
+			d.closeErr = fmt.Errorf("delete %s in %s: %w", d.name, d.where, err)
+		}
+		d.mu.Lock()
+		d.nl.Close()
+		d.nl = nil
+		d.mu.Unlock()
+	})
+	return d.closeErr
+}
+
+// endpoint is the fdbased endpoint, made safe to outlive the device.
+// fdbased writes to its descriptor until its NIC is removed; had Close
+// simply closed the descriptor, a file opened afterwards could get the
+// same number and receive the stack's frames. So release puts /dev/null in
+// the TAP's place (dup3: the number is never free), which drops the last
+// reference to the TAP, and the placeholder is closed when the stack
+// detaches.
+//
+// Locking: mu serialises Attach and release; the data path does not take
+// it.
+type endpoint struct {
+	stack.LinkEndpoint
+
+	mu sync.Mutex
+	// +checklocks:mu
+	fd int // the TAP, then the placeholder; -1 once closed
+	// +checklocks:mu
+	attached bool
+	// +checklocks:mu
+	released bool
+}
+
+// Attach implements stack.LinkEndpoint. After release it starts nothing:
+// there is nothing to read.
+func (e *endpoint) Attach(d stack.NetworkDispatcher) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.released {
+		if d == nil && e.fd >= 0 {
+			unix.Close(e.fd)
+			e.fd = -1
+		}
+		return
+	}
+	e.attached = d != nil
+	e.LinkEndpoint.Attach(d)
+}
+
+// release stops the read goroutine and lets go of the TAP descriptor.
+func (e *endpoint) release() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.released {
+		return nil
+	}
+	e.released = true
+	if !e.attached {
+		err := unix.Close(e.fd)
+		e.fd = -1
+		return err
+	}
+	e.LinkEndpoint.Attach(nil) // stops the read goroutine and waits for it
+	null, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err // the TAP stays open rather than risk a recycled fd
+	}
+	defer unix.Close(null)
+	return unix.Dup3(null, e.fd, unix.O_CLOEXEC)
+}
+
+// errnoError is an error whose message stands alone and which matches its
+// errno with errors.Is, so that callers can map it to a reply.
+type errnoError struct {
+	msg   string
+	errno syscall.Errno
+}
+
+func errnoErr(errno syscall.Errno, format string, args ...any) error {
+	return &errnoError{msg: fmt.Sprintf(format, args...), errno: errno}
+}
+
+func (e *errnoError) Error() string { return e.msg }
+func (e *errnoError) Unwrap() error { return e.errno }
