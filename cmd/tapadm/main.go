@@ -97,6 +97,8 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.dladm(ctx, rest)
 	case "netstat":
 		return a.netstat(ctx, rest)
+	case "ping":
+		return a.ping(ctx, rest)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(a.stdout, usage)
 		return err
@@ -108,7 +110,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 const usage = `usage: tapadm [--ctl PATH] COMMAND [ARGS]
 
 Commands:
-` + ifconfigUsage + dladmUsage + netstatUsage + `  tapadm help
+` + ifconfigUsage + dladmUsage + netstatUsage + pingUsage + `  tapadm help
 
 The control socket is --ctl PATH, else $TAPSTACK_CTL, else ` + ctl.DefaultSocket + `.
 `
@@ -136,6 +138,8 @@ func (e *usageError) synopsis() string {
 		return dladmUsage
 	case "netstat":
 		return netstatUsage
+	case "ping":
+		return pingUsage
 	default:
 		return usage
 	}

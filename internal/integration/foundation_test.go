@@ -41,13 +41,11 @@ func (s *setup) kernelNeigh(a string) string {
 	return ""
 }
 
-// stackPing pings from the stack itself through the control socket.
+// stackPing pings from the stack itself (tapadm ping).
 func (s *setup) stackPing(a string) ctl.PingResult {
 	s.t.Helper()
 	var res ctl.PingResult
-	if err := s.do("ping", ctl.AF_INET, ctl.Ping{Dst: netip.MustParseAddr(a), Count: 2, TimeoutMS: 2000}, &res); err != nil {
-		s.t.Fatal(err)
-	}
+	s.jsonOut(&res, "ping", a, "-c", "2")
 	return res
 }
 
