@@ -85,6 +85,7 @@ type Link struct {
 	class string
 	over  string
 	dev   Device
+	hooks *hookEndpoint // wraps dev.Endpoint(); what the stack attaches to
 
 	notifyMu sync.Mutex // serialises notification delivery
 
@@ -106,6 +107,7 @@ func New(name, class, over string, dev Device) *Link {
 		class:   class,
 		over:    over,
 		dev:     dev,
+		hooks:   newHookEndpoint(ep),
 		addr:    net.HardwareAddr(ep.LinkAddress()),
 		sdu:     dev.MaxSDU(),
 		up:      true,
@@ -122,8 +124,9 @@ func (l *Link) Class() string { return l.class }
 // Over returns where the device lives.
 func (l *Link) Over() string { return l.over }
 
-// Endpoint returns the gVisor data path.
-func (l *Link) Endpoint() stack.LinkEndpoint { return l.dev.Endpoint() }
+// Endpoint returns the gVisor data path: the device's endpoint behind the
+// link's taps and diverter (hooks.go).
+func (l *Link) Endpoint() stack.LinkEndpoint { return l.hooks }
 
 // Device returns the driver under the link.
 func (l *Link) Device() Device { return l.dev }

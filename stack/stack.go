@@ -230,3 +230,23 @@ func subnetOf(p netip.Prefix) tcpip.Subnet {
 	}
 	return sub
 }
+
+// SetPromiscuous makes NIC name accept packets for any destination address
+// (the gateway terminates connections to the whole Internet on it).
+func (s *Stack) SetPromiscuous(name string, on bool) error {
+	id, err := s.id(name)
+	if err != nil {
+		return err
+	}
+	return wrap("promiscuous mode on "+name, s.s.SetPromiscuousMode(id, on))
+}
+
+// SetSpoofing lets endpoints on NIC name send from addresses the NIC does
+// not own (replies from the remote address a connection was made to).
+func (s *Stack) SetSpoofing(name string, on bool) error {
+	id, err := s.id(name)
+	if err != nil {
+		return err
+	}
+	return wrap("spoofing on "+name, s.s.SetSpoofing(id, on))
+}
