@@ -1,0 +1,4 @@
+package gateway
+
+// startICMP proxies ICMP echo through host ICMP sockets. (Stub.)
+func (g *Gateway) startICMP() (func(), error) { return nil, nil }
