@@ -161,3 +161,21 @@ type PingResult struct {
 	RTTMicros   []int64 `json:"rtt_us"`
 	Error       string  `json:"error,omitempty"` // why the last probe failed
 }
+
+// Forward is one inbound port forward of the gateway: connections to
+// HostAddr:HostPort on the host are carried to GuestAddr:GuestPort in the
+// namespace. Spec syntax: [HOSTADDR:]HOSTPORT:GUESTPORT[/tcp|/udp]
+// (IPv6 host addresses in brackets).
+type Forward struct {
+	ID        int        `json:"id"`
+	Proto     string     `json:"proto"`              // "tcp" or "udp"
+	HostAddr  netip.Addr `json:"host_addr,omitzero"` // zero: every host address, IPv4 and IPv6
+	HostPort  uint16     `json:"host_port"`
+	GuestAddr netip.Addr `json:"guest_addr,omitzero"` // zero: the namespace's address of the client's family
+	GuestPort uint16     `json:"guest_port"`
+}
+
+// ForwardID is the argument of "gateway.remove-forward".
+type ForwardID struct {
+	ID int `json:"id"`
+}
