@@ -57,6 +57,47 @@ type Lifreq struct {
 	Zone      string     `json:"lifr_zone,omitempty"`     // zone name; "" is the global zone
 	HWAddr    string     `json:"lifr_hwaddr,omitempty"`   // SIOCGLIFHWADDR: "2:0:0:0:0:1"
 	DADState  int        `json:"lifr_dadstate,omitempty"` // SIOCGLIFDADSTATE
+
+	Subnet    netip.Addr `json:"lifr_subnet,omitzero"` // SIOCSLIFSUBNET/SIOCGLIFSUBNET (with lifr_addrlen)
+	Token     netip.Addr `json:"lifr_token,omitzero"`  // SIOCSLIFTOKEN/SIOCGLIFTOKEN (with lifr_addrlen)
+	IPMuxID   int        `json:"lifr_ip_muxid,omitempty"`
+	ARPMuxID  int        `json:"lifr_arp_muxid,omitempty"`
+	Ifinfo    *Ifinfo    `json:"lifr_ifinfo,omitempty"` // SIOCSLIFLNKINFO/SIOCGLIFLNKINFO
+	Cflags    *Cflags    `json:"lifr_cflags,omitempty"` // SIOCCLIFFLAGS
+	Groupname string     `json:"lifr_groupname,omitempty"`
+}
+
+// Ifinfo is struct lif_ifinfo_req (SIOCSLIFLNKINFO): zero means
+// "unspecified" for the last three fields.
+type Ifinfo struct {
+	MaxHops      uint8  `json:"lir_maxhops"`
+	ReachTime    uint32 `json:"lir_reachtime"`    // ms
+	ReachRetrans uint32 `json:"lir_reachretrans"` // ms
+	MaxMTU       uint32 `json:"lir_maxmtu"`
+}
+
+// Cflags is struct lif_cflags_req (SIOCCLIFFLAGS): an atomic
+// compare-and-modify of the interface flags.
+type Cflags struct {
+	ModFlags  Flags `json:"modflags"`
+	ModMask   Flags `json:"modmask"`
+	OrigFlags Flags `json:"origflags"`
+	OrigMask  Flags `json:"origmask"`
+}
+
+// AddrReq is struct sioc_addrreq (SIOCTMYADDR, SIOCTONLINK, SIOCTMYSITE).
+type AddrReq struct {
+	Addr netip.Addr `json:"sa_addr"`
+	Res  int        `json:"sa_res"`
+}
+
+// Lifsrcof is struct lifsrcof (SIOCGLIFSRCOF). Maxlen and Len are in
+// bytes (LifreqSize per record), as the sizing protocol of the man page.
+type Lifsrcof struct {
+	Ifindex uint32   `json:"lifs_ifindex"`
+	Maxlen  int      `json:"lifs_maxlen"`
+	Len     int      `json:"lifs_len"`
+	Req     []Lifreq `json:"lifs_req"`
 }
 
 // IFT_* interface types reported in lifr_type.
@@ -103,12 +144,15 @@ type Request struct {
 }
 
 // Response answers one Request. On failure Errno is set ("EINVAL") and
-// Message says what was wrong; nothing was changed.
+// Message says what was wrong; nothing was changed. A streaming request
+// ("snoop") is answered by many Responses, one item in each Result, and
+// ends with one whose End is set, or with an error (Client.Stream).
 type Response struct {
 	ID      uint64          `json:"id,omitempty"`
 	Errno   string          `json:"errno,omitempty"`
 	Message string          `json:"message,omitempty"`
 	Result  json.RawMessage `json:"result,omitempty"`
+	End     bool            `json:"end,omitempty"`
 }
 
 // CreateTap is the argument of "dladm.create-tap".

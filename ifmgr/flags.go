@@ -60,6 +60,9 @@ func (m *Manager) sioSLifFlags(c *call) error {
 	}
 	// 13, 14.
 	if on&ctl.IFF_STANDBY != 0 {
+		if il.inRing() {
+			return ctl.Errorf(ctl.EINVAL, "%s is in a usesrc group and cannot be STANDBY", u.name())
+		}
 		if C&ctl.IFF_INACTIVE != 0 {
 			return ctl.Errorf(ctl.EINVAL, "%s is already INACTIVE", u.name())
 		}
@@ -172,11 +175,13 @@ func (m *Manager) linkNotify(lk *link.Link, n link.Notification) {
 			if il == nil {
 				continue
 			}
-			il.maxFrag = max(n.SDU, il.minMTU())
+			cur := max(n.SDU, il.minMTU())
+			il.maxFrag = max(il.maxFrag, cur)
 			if il.flags&ctl.IFF_FIXEDMTU == 0 {
-				il.mtu = il.maxFrag
-			} else {
-				il.mtu = min(il.mtu, il.maxFrag)
+				il.mtu = cur
+				if il.userMTU != 0 {
+					il.mtu = max(min(cur, il.userMTU), il.minMTU())
+				}
 			}
 		}
 		m.applyMTULocked(p)
@@ -195,6 +200,10 @@ func (m *Manager) linkNotify(lk *link.Link, n link.Notification) {
 				}
 			}
 			il.hwaddr = append(il.hwaddr[:0], n.Addr...)
+			if il.v6 {
+				setDefaultTokenLocked(il)
+				m.setLinkLocalLocked(il)
+			}
 			for _, u := range wasUp {
 				if err := m.upLocked(u); err != nil {
 					m.log.Warn("re-up after MAC change", "interface", u.name(), "err", err)
@@ -202,4 +211,22 @@ func (m *Manager) linkNotify(lk *link.Link, n link.Notification) {
 			}
 		}
 	}
+}
+
+// SIOCCLIFFLAGS (spec §2.7.4): compare the current flags under origmask
+// with origflags and, if equal, apply modflags under modmask with the full
+// SIOCSLIFFLAGS algorithm, all in one exclusive step. A mismatch is EAGAIN
+// (the man page names no errno; spec Appendix B1).
+func (m *Manager) sioCLifFlags(c *call) error {
+	cf := c.lifr.Cflags
+	if cf == nil {
+		return ctl.Errorf(ctl.EINVAL, "lifr_cflags is missing")
+	}
+	cur := c.target.allFlags()
+	if cur&cf.OrigMask != cf.OrigFlags&cf.OrigMask {
+		return ctl.Errorf(ctl.EAGAIN, "flags of %s are %s, not %s under mask %#x", c.target.name(),
+			cur&cf.OrigMask, cf.OrigFlags&cf.OrigMask, uint64(cf.OrigMask))
+	}
+	c.lifr.Flags = cur&^cf.ModMask | cf.ModFlags&cf.ModMask
+	return m.sioSLifFlags(c)
 }

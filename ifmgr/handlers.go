@@ -168,6 +168,9 @@ func (m *Manager) setAddrLocked(u *ipif, a netip.Addr) error {
 	}
 	u.addr = a
 	u.flags &^= ctl.IFF_DUPLICATE
+	if il.v6 && u.id == 0 && !a.IsUnspecified() {
+		il.manualLinkLocal = true // token changes no longer rewrite it
+	}
 	m.emitLocked(RTM_CHGADDR, u)
 	setDefaults(u)
 	if wasUp {

@@ -47,6 +47,14 @@ const (
 		ctl.IFF_ANYCAST | ctl.IFF_PREFERRED | ctl.IFF_NOFAILOVER
 )
 
+// Neighbour timer defaults (spec §1.3, Appendix A). arpRetransTimer is
+// illumos' ARP_RETRANS_TIMER.
+const (
+	ndReachableTime = 30000 // ms
+	ndRetransTimer  = 1000  // ms
+	arpRetransTimer = 500   // ms
+)
+
 // MTU limits (spec §1.9, §7.1).
 const (
 	minMTUv4      = 68
@@ -80,6 +88,27 @@ type ill struct {
 	mtu     uint32    // effective IP MTU
 	metric  int
 	ipifs   []*ipif // sorted by id; ipifs[0] is unit 0
+
+	// IPv6 interface identifier (token) and the manual-override bits of
+	// spec §1.3: a token or link-local set by hand is not rewritten.
+	token           netip.Addr
+	tokenLen        int
+	manualToken     bool
+	manualLinkLocal bool
+
+	// Link information (SIOCSLIFLNKINFO, spec §2.13).
+	maxHops      uint8
+	reachTime    uint32 // ms
+	reachRetrans uint32 // ms
+	userMTU      uint32
+
+	ipMuxID, arpMuxID int
+
+	// usesrc ring (spec §1.12, §10): a client has usesrcIndex = its
+	// provider's index; the provider has 0. usesrcNext links the ring
+	// (nil when not in one).
+	usesrcIndex uint32
+	usesrcNext  *ill
 
 	stream    *link.Stream // nil for loopback
 	bound     bool         // the stream is bound (dl_up)

@@ -3,6 +3,7 @@ package ifmgr
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 
 	"github.com/tapstack/tapstack/ctl"
@@ -201,6 +202,13 @@ func (m *Manager) plumbLocked(req *ctl.Lifreq) error {
 	m.insertIllLocked(il)
 	u := m.newIpifLocked(il, 0)
 	il.ipifs = []*ipif{u}
+	il.maxHops, il.reachTime, il.reachRetrans = 255, ndReachableTime, arpRetransTimer
+	if wantV6 {
+		il.reachRetrans = ndRetransTimer
+		il.token = netip.IPv6Unspecified()
+		setDefaultTokenLocked(il)
+		m.setLinkLocalLocked(il)
+	}
 	if newPhy {
 		m.stack.SetMTU(name, il.mtu)
 	}
@@ -299,6 +307,11 @@ func (m *Manager) unplumbLocked(il *ill) {
 	}
 	if il.bound {
 		m.unbindLocked(il)
+	}
+	if il.isProvider() {
+		disbandUsesrcLocked(il)
+	} else if il.inRing() {
+		unlinkUsesrcLocked(il)
 	}
 	m.emitLocked(NE_UNPLUMB, il.ipifs[0])
 	il.ipifs = nil

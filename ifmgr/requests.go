@@ -11,6 +11,8 @@ const (
 	argLifreq argKind = iota
 	argLifconf
 	argLifnum
+	argAddrReq
+	argLifsrcof
 )
 
 // request is one row of the request table (spec §2.0.2).
@@ -29,12 +31,14 @@ type request struct {
 
 // call is one request being served.
 type call struct {
-	op     string
-	family ctl.Family
-	lifr   *ctl.Lifreq
-	lifc   *ctl.Lifconf
-	lifn   *ctl.Lifnum
-	target *ipif // resolved lifr_name
+	op      string
+	family  ctl.Family
+	lifr    *ctl.Lifreq
+	lifc    *ctl.Lifconf
+	lifn    *ctl.Lifnum
+	addrReq *ctl.AddrReq
+	srcof   *ctl.Lifsrcof
+	target  *ipif // resolved lifr_name
 }
 
 // requests is the request table: every if_tcp(7P) request tapstack
@@ -68,6 +72,22 @@ func init() {
 		"SIOCGLIFDADSTATE": {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifDADState},
 		"SIOCGLIFCONF":     {kind: argLifconf, handler: (*Manager).sioGLifConf},
 		"SIOCGLIFNUM":      {kind: argLifnum, handler: (*Manager).sioGLifNum},
+		"SIOCSLIFSUBNET":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifSubnet},
+		"SIOCGLIFSUBNET":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifSubnet},
+		"SIOCSLIFTOKEN":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifToken},
+		"SIOCGLIFTOKEN":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifToken},
+		"SIOCSLIFPREFIX":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifPrefix},
+		"SIOCCLIFFLAGS":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioCLifFlags},
+		"SIOCSLIFLNKINFO":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifLnkInfo},
+		"SIOCGLIFLNKINFO":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifLnkInfo},
+		"SIOCSLIFMUXID":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifMuxID},
+		"SIOCGLIFMUXID":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifMuxID},
+		"SIOCSLIFUSESRC":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifUsesrc},
+		"SIOCGLIFUSESRC":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifUsesrc},
+		"SIOCGLIFSRCOF":    {kind: argLifsrcof, handler: (*Manager).sioGLifSrcOf},
+		"SIOCTMYADDR":      {kind: argAddrReq, handler: (*Manager).sioTMyAddr},
+		"SIOCTONLINK":      {kind: argAddrReq, handler: (*Manager).sioTOnLink},
+		"SIOCTMYSITE":      {kind: argAddrReq, handler: (*Manager).sioTMySite},
 	}
 }
 
@@ -92,6 +112,10 @@ func NewArg(op string) (any, error) {
 		return &ctl.Lifconf{}, nil
 	case argLifnum:
 		return &ctl.Lifnum{}, nil
+	case argAddrReq:
+		return &ctl.AddrReq{}, nil
+	case argLifsrcof:
+		return &ctl.Lifsrcof{}, nil
 	}
 	return &ctl.Lifreq{}, nil
 }
@@ -130,6 +154,10 @@ func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err 
 		c.lifc, ok = arg.(*ctl.Lifconf)
 	case argLifnum:
 		c.lifn, ok = arg.(*ctl.Lifnum)
+	case argAddrReq:
+		c.addrReq, ok = arg.(*ctl.AddrReq)
+	case argLifsrcof:
+		c.srcof, ok = arg.(*ctl.Lifsrcof)
 	}
 	if !ok || arg == nil {
 		return ctl.Errorf(ctl.EINVAL, "missing or wrong argument for %s", op)
