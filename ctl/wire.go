@@ -223,3 +223,30 @@ type Forward struct {
 type ForwardID struct {
 	ID int `json:"id"`
 }
+
+// Rtentry is struct rtentry (SIOCADDRT, SIOCDELRT) extended to IPv6, and
+// the reply of RTM_GET. Genmask is the netmask (zero: derived, spec
+// §14.7); Ifp names the outgoing interface (optional).
+type Rtentry struct {
+	Dst     netip.Addr `json:"rt_dst"`
+	Gateway netip.Addr `json:"rt_gateway,omitzero"`
+	Genmask netip.Addr `json:"rt_genmask,omitzero"`
+	Flags   int        `json:"rt_flags,omitempty"`
+	Ifp     string     `json:"rt_ifp,omitempty"`
+	Type    string     `json:"rt_type,omitempty"` // RTM_GET reply: IRE type
+}
+
+// Route flags of Rtentry (illumos values).
+const (
+	RTF_UP        = 0x1
+	RTF_GATEWAY   = 0x2
+	RTF_HOST      = 0x4
+	RTF_REJECT    = 0x8
+	RTF_STATIC    = 0x800
+	RTF_BLACKHOLE = 0x1000
+	RTF_PRIVATE   = 0x2000
+	RTF_MULTIRT   = 0x10000
+	RTF_SETSRC    = 0x20000
+	RTF_INDIRECT  = 0x40000
+	RTF_KERNEL    = 0x80000
+)

@@ -19,6 +19,8 @@ const (
 	RTM_FREEADDR EventKind = "RTM_FREEADDR" // a unit was removed
 	NE_PLUMB     EventKind = "NE_PLUMB"     // an interface was plumbed
 	NE_UNPLUMB   EventKind = "NE_UNPLUMB"   // an interface was unplumbed
+	RTM_OLDADD   EventKind = "RTM_OLDADD"   // SIOCADDRT added a route
+	RTM_OLDDEL   EventKind = "RTM_OLDDEL"   // SIOCDELRT deleted a route
 )
 
 // Event is one interface-layer notification.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapstack/tapstack/ctl"
 	"github.com/tapstack/tapstack/link"
+	"github.com/tapstack/tapstack/route"
 )
 
 // Flag groupings by level (spec §3.1): where a flag is stored decides
@@ -103,6 +104,10 @@ type ill struct {
 	userMTU      uint32
 
 	ipMuxID, arpMuxID int
+
+	// saved are the administrator's routes bound to this ill: removed
+	// when it goes completely down, re-created when it comes up (§5.6).
+	saved []route.IRE
 
 	// usesrc ring (spec §1.12, §10): a client has usesrcIndex = its
 	// provider's index; the provider has 0. usesrcNext links the ring

@@ -13,6 +13,7 @@ const (
 	argLifnum
 	argAddrReq
 	argLifsrcof
+	argRtentry
 )
 
 // request is one row of the request table (spec §2.0.2).
@@ -38,6 +39,7 @@ type call struct {
 	lifn    *ctl.Lifnum
 	addrReq *ctl.AddrReq
 	srcof   *ctl.Lifsrcof
+	rt      *ctl.Rtentry
 	target  *ipif // resolved lifr_name
 }
 
@@ -88,6 +90,9 @@ func init() {
 		"SIOCTMYADDR":      {kind: argAddrReq, handler: (*Manager).sioTMyAddr},
 		"SIOCTONLINK":      {kind: argAddrReq, handler: (*Manager).sioTOnLink},
 		"SIOCTMYSITE":      {kind: argAddrReq, handler: (*Manager).sioTMySite},
+		"SIOCADDRT":        {kind: argRtentry, priv: true, write: true, handler: (*Manager).sioAddRt},
+		"SIOCDELRT":        {kind: argRtentry, priv: true, write: true, handler: (*Manager).sioDelRt},
+		"RTM_GET":          {kind: argRtentry, handler: (*Manager).rtmGet},
 	}
 }
 
@@ -116,6 +121,8 @@ func NewArg(op string) (any, error) {
 		return &ctl.AddrReq{}, nil
 	case argLifsrcof:
 		return &ctl.Lifsrcof{}, nil
+	case argRtentry:
+		return &ctl.Rtentry{}, nil
 	}
 	return &ctl.Lifreq{}, nil
 }
@@ -158,6 +165,8 @@ func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err 
 		c.addrReq, ok = arg.(*ctl.AddrReq)
 	case argLifsrcof:
 		c.srcof, ok = arg.(*ctl.Lifsrcof)
+	case argRtentry:
+		c.rt, ok = arg.(*ctl.Rtentry)
 	}
 	if !ok || arg == nil {
 		return ctl.Errorf(ctl.EINVAL, "missing or wrong argument for %s", op)

@@ -80,6 +80,9 @@ func (m *Manager) upLocked(u *ipif) error {
 	u.ires = installed
 	u.flags |= ctl.IFF_UP
 	u.flags &^= ctl.IFF_DUPLICATE
+	if il.upCount() == 1 {
+		m.restoreSavedLocked(il)
+	}
 
 	if !u.addr.IsUnspecified() && u.flags&ctl.IFF_NOLOCAL == 0 {
 		p := netip.PrefixFrom(u.addr, prefixLen(u.mask))
