@@ -250,3 +250,23 @@ const (
 	RTF_INDIRECT  = 0x40000
 	RTF_KERNEL    = 0x80000
 )
+
+// Prop is mod_ioc_prop_t (SIOCGETPROP, SIOCSETPROP): a protocol tunable,
+// optionally of one interface.
+type Prop struct {
+	Proto  string `json:"mpr_proto"`            // ip, ipv4, ipv6, tcp, udp, ...
+	Name   string `json:"mpr_name"`             // "forwarding", "_arp_probe_count", ...
+	Ifname string `json:"mpr_ifname,omitempty"` // per-interface properties
+	Flags  int    `json:"mpr_flags"`            // MOD_PROP_*
+	Val    string `json:"mpr_val,omitempty"`
+}
+
+// MOD_PROP_* flags of Prop.
+const (
+	MOD_PROP_ACTIVE   = 0x01
+	MOD_PROP_DEFAULT  = 0x02
+	MOD_PROP_POSSIBLE = 0x04
+	MOD_PROP_PERM     = 0x08
+	MOD_PROP_APPEND   = 0x10
+	MOD_PROP_REMOVE   = 0x20
+)

@@ -83,6 +83,10 @@ func (m *Manager) sioSLifFlags(c *call) error {
 		return ctl.Errorf(ctl.EINVAL, "FAILED and INACTIVE cannot both be set")
 	}
 
+	// 16. Forwarding changes apply at once, whatever follows.
+	if (on|off)&ctl.IFF_ROUTER != 0 {
+		m.setRouterLocked(il, F&ctl.IFF_ROUTER != 0)
+	}
 	// 17. A unit that is not up and not coming up: just store the flags.
 	if !u.up() && F&ctl.IFF_UP == 0 {
 		m.storeFlagsLocked(u, on, off)

@@ -53,6 +53,13 @@ type Manager struct {
 	nextIndex uint32
 	// +checklocks:mu
 	addrsPerIf int
+	// tun holds tunables set away from their default (props.go).
+	// +checklocks:mu
+	tun map[string]int64
+	// forwarding is the global forwarding setting per family; new ills
+	// inherit it as their ROUTER flag.
+	// +checklocks:mu
+	forwarding [2]bool
 
 	// pending collects the events of the running set-request; they are
 	// delivered after mu is released, in order.
@@ -80,6 +87,7 @@ func New(cfg Config) (*Manager, error) {
 		byIndex:    make(map[uint32]*phyint),
 		nextIndex:  1,
 		addrsPerIf: 256,
+		tun:        map[string]int64{},
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)

@@ -212,6 +212,9 @@ func (m *Manager) plumbLocked(req *ctl.Lifreq) error {
 	if newPhy {
 		m.stack.SetMTU(name, il.mtu)
 	}
+	if m.forwarding[famIndex(wantV6)] {
+		m.setRouterLocked(il, true) // new ills inherit global forwarding (§2.1)
+	}
 	st.EnableNotifications(link.NoteAll, func(n link.Notification) { m.linkNotify(lk, n) })
 	ok = true
 	req.Name, req.PPA = name, ppa

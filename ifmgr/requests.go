@@ -14,6 +14,7 @@ const (
 	argAddrReq
 	argLifsrcof
 	argRtentry
+	argProp
 )
 
 // request is one row of the request table (spec §2.0.2).
@@ -40,6 +41,7 @@ type call struct {
 	addrReq *ctl.AddrReq
 	srcof   *ctl.Lifsrcof
 	rt      *ctl.Rtentry
+	prop    *ctl.Prop
 	target  *ipif // resolved lifr_name
 }
 
@@ -93,6 +95,8 @@ func init() {
 		"SIOCADDRT":        {kind: argRtentry, priv: true, write: true, handler: (*Manager).sioAddRt},
 		"SIOCDELRT":        {kind: argRtentry, priv: true, write: true, handler: (*Manager).sioDelRt},
 		"RTM_GET":          {kind: argRtentry, handler: (*Manager).rtmGet},
+		"SIOCGETPROP":      {kind: argProp, handler: (*Manager).sioGetProp},
+		"SIOCSETPROP":      {kind: argProp, priv: true, write: true, handler: (*Manager).sioSetProp},
 	}
 }
 
@@ -123,6 +127,8 @@ func NewArg(op string) (any, error) {
 		return &ctl.Lifsrcof{}, nil
 	case argRtentry:
 		return &ctl.Rtentry{}, nil
+	case argProp:
+		return &ctl.Prop{}, nil
 	}
 	return &ctl.Lifreq{}, nil
 }
@@ -167,6 +173,8 @@ func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err 
 		c.srcof, ok = arg.(*ctl.Lifsrcof)
 	case argRtentry:
 		c.rt, ok = arg.(*ctl.Rtentry)
+	case argProp:
+		c.prop, ok = arg.(*ctl.Prop)
 	}
 	if !ok || arg == nil {
 		return ctl.Errorf(ctl.EINVAL, "missing or wrong argument for %s", op)

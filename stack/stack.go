@@ -42,10 +42,25 @@ type Route struct {
 	NIC     string
 }
 
+// Options tunes NewWithOptions. The zero value is what New builds.
+type Options struct {
+	// NoHandleLocal turns gVisor's HandleLocal off: traffic from the
+	// stack to its own addresses on a non-loopback NIC then leaves through
+	// that NIC instead of looping inside the stack. A stack with a
+	// namespace gateway on it needs this: with HandleLocal on, gVisor
+	// drops every packet that arrives on a promiscuous NIC as "from a
+	// local address" (its martian-source check creates a temporary
+	// address for the source on a promiscuous NIC, then finds it).
+	NoHandleLocal bool
+}
+
 // New creates a stack with IPv4, IPv6, ARP, TCP, UDP and ICMP. gVisor's
 // own IPv6 DAD, SLAAC and link-local generation are off: ifmgr and ndp own
 // those decisions.
-func New() *Stack {
+func New() *Stack { return NewWithOptions(Options{}) }
+
+// NewWithOptions is New with options.
+func NewWithOptions(o Options) *Stack {
 	s := gstack.New(gstack.Options{
 		NetworkProtocols: []gstack.NetworkProtocolFactory{
 			ipv4.NewProtocol,
@@ -59,7 +74,7 @@ func New() *Stack {
 		TransportProtocols: []gstack.TransportProtocolFactory{
 			tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6,
 		},
-		HandleLocal: true,
+		HandleLocal: !o.NoHandleLocal,
 	})
 	return &Stack{s: s, nics: make(map[string]tcpip.NICID), nextID: 1}
 }
@@ -249,4 +264,19 @@ func (s *Stack) SetSpoofing(name string, on bool) error {
 		return err
 	}
 	return wrap("spoofing on "+name, s.s.SetSpoofing(id, on))
+}
+
+// SetForwarding turns IP forwarding for one family on or off on NIC name
+// (the ill's ROUTER flag).
+func (s *Stack) SetForwarding(name string, v6, on bool) error {
+	id, err := s.id(name)
+	if err != nil {
+		return err
+	}
+	proto := ipv4.ProtocolNumber
+	if v6 {
+		proto = ipv6.ProtocolNumber
+	}
+	_, terr := s.s.SetNICForwarding(id, proto, on)
+	return wrap("forwarding on "+name, terr)
 }
