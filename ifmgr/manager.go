@@ -185,6 +185,14 @@ func truncName(s string) string {
 	return s
 }
 
+// truncIfName forces an ifreq name to IFNAMSIZ-1 characters.
+func truncIfName(s string) string {
+	if len(s) > 15 {
+		return s[:15]
+	}
+	return s
+}
+
 func parseUnit(s string) (int, bool) {
 	if s == "" || len(s) > 9 {
 		return 0, false

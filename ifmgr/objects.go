@@ -75,6 +75,8 @@ type phyint struct {
 	// loopback phyints have no link; the stack gives them a loopback NIC.
 	loopback bool
 	nicUp    bool // the stack NIC is enabled
+	// group is the IPMP group the phyint belongs to ("" if none).
+	group string
 }
 
 // ill is one IP instance (family) on a phyint.

@@ -15,6 +15,9 @@ const (
 	argLifsrcof
 	argRtentry
 	argProp
+	argIfreq
+	argIfconf
+	argIfnum
 )
 
 // request is one row of the request table (spec §2.0.2).
@@ -42,62 +45,61 @@ type call struct {
 	srcof   *ctl.Lifsrcof
 	rt      *ctl.Rtentry
 	prop    *ctl.Prop
+	ifr     *ctl.Ifreq
+	ifc     *ctl.Ifconf
+	ifn     *ctl.Ifnum
 	target  *ipif // resolved lifr_name
 }
 
 // requests is the request table: every if_tcp(7P) request tapstack
 // implements. The control socket, tapadm and the tests all go through it.
-var requests map[string]request
-
-func init() {
-	requests = map[string]request{
-		"SIOCSLIFNAME":     {kind: argLifreq, priv: true, write: true, handler: (*Manager).sioSLifName},
-		"unplumb":          {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioUnplumb},
-		"SIOCLIFADDIF":     {kind: argLifreq, priv: true, write: true, handler: (*Manager).sioAddIf},
-		"SIOCLIFREMOVEIF":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioRemoveIf},
-		"SIOCSLIFADDR":     {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifAddr},
-		"SIOCGLIFADDR":     {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifAddr},
-		"SIOCSLIFDSTADDR":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifDstAddr},
-		"SIOCGLIFDSTADDR":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifDstAddr},
-		"SIOCSLIFBRDADDR":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifBrdAddr},
-		"SIOCGLIFBRDADDR":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifBrdAddr},
-		"SIOCSLIFNETMASK":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifNetmask},
-		"SIOCGLIFNETMASK":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifNetmask},
-		"SIOCSLIFFLAGS":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifFlags},
-		"SIOCGLIFFLAGS":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifFlags},
-		"SIOCSLIFMTU":      {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifMTU},
-		"SIOCGLIFMTU":      {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifMTU},
-		"SIOCSLIFMETRIC":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifMetric},
-		"SIOCGLIFMETRIC":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifMetric},
-		"SIOCGLIFINDEX":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifIndex},
-		"SIOCSLIFINDEX":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifIndex},
-		"SIOCGLIFZONE":     {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifZone},
-		"SIOCGLIFHWADDR":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifHWAddr},
-		"SIOCGLIFDADSTATE": {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifDADState},
-		"SIOCGLIFCONF":     {kind: argLifconf, handler: (*Manager).sioGLifConf},
-		"SIOCGLIFNUM":      {kind: argLifnum, handler: (*Manager).sioGLifNum},
-		"SIOCSLIFSUBNET":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifSubnet},
-		"SIOCGLIFSUBNET":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifSubnet},
-		"SIOCSLIFTOKEN":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifToken},
-		"SIOCGLIFTOKEN":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifToken},
-		"SIOCSLIFPREFIX":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifPrefix},
-		"SIOCCLIFFLAGS":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioCLifFlags},
-		"SIOCSLIFLNKINFO":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifLnkInfo},
-		"SIOCGLIFLNKINFO":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifLnkInfo},
-		"SIOCSLIFMUXID":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifMuxID},
-		"SIOCGLIFMUXID":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifMuxID},
-		"SIOCSLIFUSESRC":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifUsesrc},
-		"SIOCGLIFUSESRC":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifUsesrc},
-		"SIOCGLIFSRCOF":    {kind: argLifsrcof, handler: (*Manager).sioGLifSrcOf},
-		"SIOCTMYADDR":      {kind: argAddrReq, handler: (*Manager).sioTMyAddr},
-		"SIOCTONLINK":      {kind: argAddrReq, handler: (*Manager).sioTOnLink},
-		"SIOCTMYSITE":      {kind: argAddrReq, handler: (*Manager).sioTMySite},
-		"SIOCADDRT":        {kind: argRtentry, priv: true, write: true, handler: (*Manager).sioAddRt},
-		"SIOCDELRT":        {kind: argRtentry, priv: true, write: true, handler: (*Manager).sioDelRt},
-		"RTM_GET":          {kind: argRtentry, handler: (*Manager).rtmGet},
-		"SIOCGETPROP":      {kind: argProp, handler: (*Manager).sioGetProp},
-		"SIOCSETPROP":      {kind: argProp, priv: true, write: true, handler: (*Manager).sioSetProp},
-	}
+var requests = map[string]request{
+	"SIOCSLIFNAME":     {kind: argLifreq, priv: true, write: true, handler: (*Manager).sioSLifName},
+	"unplumb":          {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioUnplumb},
+	"SIOCLIFADDIF":     {kind: argLifreq, priv: true, write: true, handler: (*Manager).sioAddIf},
+	"SIOCLIFREMOVEIF":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioRemoveIf},
+	"SIOCSLIFADDR":     {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifAddr},
+	"SIOCGLIFADDR":     {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifAddr},
+	"SIOCSLIFDSTADDR":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifDstAddr},
+	"SIOCGLIFDSTADDR":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifDstAddr},
+	"SIOCSLIFBRDADDR":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifBrdAddr},
+	"SIOCGLIFBRDADDR":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifBrdAddr},
+	"SIOCSLIFNETMASK":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifNetmask},
+	"SIOCGLIFNETMASK":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifNetmask},
+	"SIOCSLIFFLAGS":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifFlags},
+	"SIOCGLIFFLAGS":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifFlags},
+	"SIOCSLIFMTU":      {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifMTU},
+	"SIOCGLIFMTU":      {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifMTU},
+	"SIOCSLIFMETRIC":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifMetric},
+	"SIOCGLIFMETRIC":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifMetric},
+	"SIOCGLIFINDEX":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifIndex},
+	"SIOCSLIFINDEX":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifIndex},
+	"SIOCGLIFZONE":     {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifZone},
+	"SIOCGLIFHWADDR":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifHWAddr},
+	"SIOCGLIFDADSTATE": {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifDADState},
+	"SIOCGLIFCONF":     {kind: argLifconf, handler: (*Manager).sioGLifConf},
+	"SIOCGLIFNUM":      {kind: argLifnum, handler: (*Manager).sioGLifNum},
+	"SIOCSLIFSUBNET":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifSubnet},
+	"SIOCGLIFSUBNET":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifSubnet},
+	"SIOCSLIFTOKEN":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifToken},
+	"SIOCGLIFTOKEN":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifToken},
+	"SIOCSLIFPREFIX":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifPrefix},
+	"SIOCCLIFFLAGS":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioCLifFlags},
+	"SIOCSLIFLNKINFO":  {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifLnkInfo},
+	"SIOCGLIFLNKINFO":  {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifLnkInfo},
+	"SIOCSLIFMUXID":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifMuxID},
+	"SIOCGLIFMUXID":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifMuxID},
+	"SIOCSLIFUSESRC":   {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifUsesrc},
+	"SIOCGLIFUSESRC":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifUsesrc},
+	"SIOCGLIFSRCOF":    {kind: argLifsrcof, handler: (*Manager).sioGLifSrcOf},
+	"SIOCTMYADDR":      {kind: argAddrReq, handler: (*Manager).sioTMyAddr},
+	"SIOCTONLINK":      {kind: argAddrReq, handler: (*Manager).sioTOnLink},
+	"SIOCTMYSITE":      {kind: argAddrReq, handler: (*Manager).sioTMySite},
+	"SIOCADDRT":        {kind: argRtentry, priv: true, write: true, handler: (*Manager).sioAddRt},
+	"SIOCDELRT":        {kind: argRtentry, priv: true, write: true, handler: (*Manager).sioDelRt},
+	"RTM_GET":          {kind: argRtentry, handler: (*Manager).rtmGet},
+	"SIOCGETPROP":      {kind: argProp, handler: (*Manager).sioGetProp},
+	"SIOCSETPROP":      {kind: argProp, priv: true, write: true, handler: (*Manager).sioSetProp},
 }
 
 // Requests lists the names of the requests the table implements.
@@ -129,6 +131,12 @@ func NewArg(op string) (any, error) {
 		return &ctl.Rtentry{}, nil
 	case argProp:
 		return &ctl.Prop{}, nil
+	case argIfreq:
+		return &ctl.Ifreq{}, nil
+	case argIfconf:
+		return &ctl.Ifconf{}, nil
+	case argIfnum:
+		return &ctl.Ifnum{}, nil
 	}
 	return &ctl.Lifreq{}, nil
 }
@@ -156,7 +164,7 @@ func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err 
 	if family == "" {
 		family = ctl.AF_INET
 	}
-	if family != ctl.AF_INET && family != ctl.AF_INET6 && !(family == ctl.AF_UNSPEC && r.kind != argLifreq) {
+	if family != ctl.AF_INET && family != ctl.AF_INET6 && !(family == ctl.AF_UNSPEC && r.kind != argLifreq && r.kind != argIfreq) {
 		return ctl.Errorf(ctl.EAFNOSUPPORT, "socket family %q is not inet or inet6", family)
 	}
 	c := &call{op: op, family: family}
@@ -175,6 +183,12 @@ func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err 
 		c.rt, ok = arg.(*ctl.Rtentry)
 	case argProp:
 		c.prop, ok = arg.(*ctl.Prop)
+	case argIfreq:
+		c.ifr, ok = arg.(*ctl.Ifreq)
+	case argIfconf:
+		c.ifc, ok = arg.(*ctl.Ifconf)
+	case argIfnum:
+		c.ifn, ok = arg.(*ctl.Ifnum)
 	}
 	if !ok || arg == nil {
 		return ctl.Errorf(ctl.EINVAL, "missing or wrong argument for %s", op)
@@ -190,7 +204,13 @@ func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err 
 		defer m.mu.RUnlock()
 	}
 	if r.resolve {
-		u, err := m.lookupLocked(c.lifr.Name, family)
+		name := ""
+		if c.lifr != nil {
+			name = c.lifr.Name
+		} else if c.ifr != nil {
+			name = truncIfName(c.ifr.Name)
+		}
+		u, err := m.lookupLocked(name, family)
 		if err != nil {
 			return err
 		}
