@@ -223,3 +223,40 @@ func TestUsesrc(t *testing.T) {
 		t.Errorf("client kept usesrc %d after its provider was unplumbed", got)
 	}
 }
+
+// TestUnnumbered is [CHECK-20]: two point-to-point units with the same
+// local address and different destinations both come up; the later one is
+// UNNUMBERED.
+func TestUnnumbered(t *testing.T) {
+	f := newFixture(t, "tap0")
+	f.plumb("tap0")
+	var units []string
+	for i, dst := range []string{"10.20.0.2", "10.20.0.3"} {
+		u := f.must("SIOCLIFADDIF", ctl.AF_INET, ctl.Lifreq{Name: "tap0"}).Name
+		f.must("SIOCSLIFDSTADDR", ctl.AF_INET, ctl.Lifreq{Name: u, Dstaddr: addr(dst)})
+		f.must("SIOCSLIFADDR", ctl.AF_INET, ctl.Lifreq{Name: u, Addr: addr("10.20.0.1")})
+		if err := f.setUp(u, ctl.AF_INET, true); err != nil {
+			t.Fatalf("unit %d up: %v", i, err)
+		}
+		units = append(units, u)
+	}
+	if f.flags(units[0], ctl.AF_INET)&ctl.IFF_UNNUMBERED != 0 {
+		t.Error("the first unit is UNNUMBERED")
+	}
+	if fl := f.flags(units[1], ctl.AF_INET); fl&(ctl.IFF_UNNUMBERED|ctl.IFF_UP) != ctl.IFF_UNNUMBERED|ctl.IFF_UP {
+		t.Errorf("the second unit has %s, want UP and UNNUMBERED", fl)
+	}
+}
+
+// TestLinkLocalOnTwoIlls is [CHECK-21]: the same IPv6 link-local address
+// may be up on two different ills.
+func TestLinkLocalOnTwoIlls(t *testing.T) {
+	f := newFixture(t, "tap0", "tap1")
+	for _, n := range []string{"tap0", "tap1"} {
+		f.must("SIOCSLIFNAME", ctl.AF_INET6, ctl.Lifreq{Name: n, Flags: ctl.IFF_IPV6})
+		f.must("SIOCSLIFADDR", ctl.AF_INET6, ctl.Lifreq{Name: n, Addr: addr("fe80::1")})
+		if err := f.setUp(n, ctl.AF_INET6, true); err != nil {
+			t.Fatalf("%s up with fe80::1: %v", n, err)
+		}
+	}
+}

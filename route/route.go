@@ -3,10 +3,10 @@
 // default), longest-prefix-match lookup, change events, and the projection
 // of the table onto gVisor's forwarding table.
 //
-// Identical broadcast IREs are shared: adding one again raises a share
-// count and deleting drops it, so several logical interfaces of one ill can
-// need the same broadcast address (spec §5.4). Any other identical add is
-// EEXIST.
+// Identical broadcast IREs, and identical IREs the interface layer makes
+// (RTF_KERNEL), are shared: adding one again raises a share count and
+// deleting drops it, so several logical interfaces of one ill can need the
+// same broadcast address (spec §5.4). Any other identical add is EEXIST.
 //
 // route knows interfaces only by name; it does not own them.
 package route
@@ -191,7 +191,10 @@ func (t *Table) Add(e IRE) error {
 	defer t.mu.Unlock()
 	k := e.key()
 	if old, ok := t.entries[k]; ok {
-		if e.Type == IRE_BROADCAST {
+		// Identical IREs the interface layer makes are shared, as the
+		// illumos identical-ref count does: broadcast IREs of units in one
+		// subnet, the local IRE of an unnumbered point-to-point unit.
+		if e.Type == IRE_BROADCAST || e.Flags&RTF_KERNEL != 0 && old.Flags&RTF_KERNEL != 0 {
 			old.refs++
 			return nil
 		}
