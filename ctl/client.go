@@ -53,6 +53,65 @@ func (c *Client) Close() error { return c.conn.Close() }
 func (c *Client) Do(ctx context.Context, op string, family Family, args, result any) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if dl, ok := ctx.Deadline(); ok {
+		c.conn.SetDeadline(dl)
+		defer c.conn.SetDeadline(timeZero)
+	}
+	if err := c.send(op, family, args); err != nil {
+		return err
+	}
+	resp, err := c.receive(op)
+	if err != nil {
+		return err
+	}
+	if result != nil && len(resp.Result) > 0 {
+		if err := json.Unmarshal(resp.Result, result); err != nil {
+			return fmt.Errorf("%s: decode result: %w", op, err)
+		}
+	}
+	return nil
+}
+
+// Stream sends a streaming request (op "snoop"): the daemon answers with
+// any number of items, each passed to each as it arrives, then an end
+// line. Stream returns nil at the end line, or the *Error the daemon
+// refused the request or ended the stream with.
+//
+// The daemon stops a stream early only when the connection closes. So when
+// ctx ends (Ctrl-C, a deadline) or each returns an error, Stream closes the
+// connection and returns that error, and the Client cannot be used again.
+func (c *Client) Stream(ctx context.Context, op string, family Family, args any, each func(json.RawMessage) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Closing the connection unblocks the read below and tells the daemon.
+	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
+	defer stop()
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", op, context.Cause(ctx))
+		}
+		return err
+	}
+	if err := c.send(op, family, args); err != nil {
+		return fail(err)
+	}
+	for {
+		resp, err := c.receive(op)
+		if err != nil {
+			return fail(err)
+		}
+		if resp.End {
+			return nil
+		}
+		if err := each(resp.Result); err != nil {
+			c.conn.Close()
+			return err
+		}
+	}
+}
+
+// send writes one request line.
+func (c *Client) send(op string, family Family, args any) error {
 	c.next++
 	req := Request{ID: c.next, Op: op, Family: family}
 	if args != nil {
@@ -62,29 +121,25 @@ func (c *Client) Do(ctx context.Context, op string, family Family, args, result 
 		}
 		req.Args = raw
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		c.conn.SetDeadline(dl)
-		defer c.conn.SetDeadline(timeZero)
-	}
 	if err := c.enc.Encode(&req); err != nil {
 		return fmt.Errorf("%s: send: %w", op, err)
 	}
+	return nil
+}
+
+// receive reads one response line; a refusal comes back as *Error.
+func (c *Client) receive(op string) (Response, error) {
 	line, err := c.r.ReadBytes('\n')
 	if err != nil {
-		return fmt.Errorf("%s: receive: %w", op, err)
+		return Response{}, fmt.Errorf("%s: receive: %w", op, err)
 	}
 	var resp Response
 	if err := json.Unmarshal(line, &resp); err != nil {
-		return fmt.Errorf("%s: decode response: %w", op, err)
+		return Response{}, fmt.Errorf("%s: decode response: %w", op, err)
 	}
 	if resp.Errno != "" {
 		e, _ := ParseErrno(resp.Errno)
-		return &Error{Request: op, Errno: e, Msg: resp.Message}
+		return Response{}, &Error{Request: op, Errno: e, Msg: resp.Message}
 	}
-	if result != nil && len(resp.Result) > 0 {
-		if err := json.Unmarshal(resp.Result, result); err != nil {
-			return fmt.Errorf("%s: decode result: %w", op, err)
-		}
-	}
-	return nil
+	return resp, nil
 }

@@ -157,10 +157,12 @@ type Response struct {
 
 // CreateTap is the argument of "dladm.create-tap".
 type CreateTap struct {
-	Name  string `json:"name"`
-	Netns string `json:"netns,omitempty"` // name under /run/netns, or a path
-	MTU   uint32 `json:"mtu,omitempty"`
-	MAC   string `json:"mac,omitempty"`
+	Name      string `json:"name"`
+	Netns     string `json:"netns,omitempty"` // name under /run/netns, or a path
+	MTU       uint32 `json:"mtu,omitempty"`
+	MAC       string `json:"mac,omitempty"`
+	Queues    int    `json:"queues,omitempty"`     // TAP queues; 0: min(CPUs, 4)
+	NoOffload bool   `json:"no_offload,omitempty"` // no virtio-net header, no offloads
 }
 
 // LinkName is the argument of "dladm.delete-link".
@@ -178,6 +180,7 @@ type LinkInfo struct {
 	MAC          string   `json:"mac,omitempty"`
 	DLPIState    string   `json:"dlpi_state"` // UNATTACHED, UNBOUND, IDLE
 	Capabilities []string `json:"capabilities"`
+	Queues       int      `json:"queues,omitempty"` // rings (TAP queues); 0 if the link does not say
 }
 
 // RouteEntry is one IRE as "netstat.routes" returns it.

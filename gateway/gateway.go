@@ -62,6 +62,9 @@ type Config struct {
 	// OutboundIf binds them to a host interface (SO_BINDTODEVICE).
 	OutboundAddr4, OutboundAddr6 netip.Addr
 	OutboundIf                   string
+	// Dialer opens the outbound host sockets; nil means DefaultDialer
+	// (sockets in the daemon's own network namespace).
+	Dialer HostDialer
 	// UDPIdleTimeout ends a UDP flow after this long without traffic
 	// (DefaultUDPIdleTimeout if zero).
 	UDPIdleTimeout time.Duration

@@ -235,8 +235,10 @@ func (m *Manager) downLocked(u *ipif, logical bool) {
 	}
 }
 
-// bindLocked binds il's stream (DL_BIND_REQ) if it is not bound and
-// enables the stack NIC; loopback ills just enable the NIC.
+// bindLocked binds il's stream (DL_BIND_REQ) if it is not bound, enables
+// what the link offers (DL_CAPABILITY_REQ with the ENABLE bit, spec §8.5;
+// Unbind resets it) and enables the stack NIC; loopback ills just enable
+// the NIC.
 func (m *Manager) bindLocked(il *ill) error {
 	if il.bound {
 		return nil
@@ -244,6 +246,11 @@ func (m *Manager) bindLocked(il *ill) error {
 	if il.stream != nil {
 		if err := il.stream.Bind(il.sap()); err != nil {
 			return dlpiErrno(err, "bind "+il.name)
+		}
+		if offer, err := il.stream.Capabilities(); err != nil {
+			m.log.Warn("DL_CAPABILITY_REQ", "interface", il.name, "err", err)
+		} else if _, err := il.stream.EnableCapabilities(offer); err != nil {
+			m.log.Warn("DL_CAPABILITY_REQ enable", "interface", il.name, "err", err)
 		}
 	}
 	il.bound = true

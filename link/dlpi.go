@@ -117,6 +117,7 @@ type Capabilities struct {
 	LSO      bool   `json:"lso,omitempty"`      // DL_CAPAB_LSO (TCP segmentation)
 	LSOMax   uint32 `json:"lso_max,omitempty"`  // largest LSO segment
 	ZeroCopy bool   `json:"zerocopy,omitempty"` // DL_CAPAB_ZEROCOPY
+	USO      bool   `json:"uso,omitempty"`      // UDP segmentation offload (Linux USO; no DLPI equivalent)
 	Enabled  bool   `json:"enabled,omitempty"`  // the ENABLE bit
 }
 
@@ -131,7 +132,8 @@ const (
 	HCKSUM_IPHDRCKSUM   HCksum = 0x10
 )
 
-// Names lists the capabilities for display ("hcksum", "lso:65536").
+// Names lists the capabilities for display ("hcksum:0x1", "lso:65536",
+// "zerocopy", "uso").
 func (c Capabilities) Names() []string {
 	out := []string{}
 	if c.HCksum != 0 {
@@ -142,6 +144,9 @@ func (c Capabilities) Names() []string {
 	}
 	if c.ZeroCopy {
 		out = append(out, "zerocopy")
+	}
+	if c.USO {
+		out = append(out, "uso")
 	}
 	return out
 }
@@ -288,6 +293,7 @@ func (s *Stream) EnableCapabilities(want Capabilities) (Capabilities, error) {
 		HCksum:   want.HCksum & have.HCksum,
 		LSO:      want.LSO && have.LSO,
 		ZeroCopy: want.ZeroCopy && have.ZeroCopy,
+		USO:      want.USO && have.USO,
 		Enabled:  true,
 	}
 	if got.LSO {

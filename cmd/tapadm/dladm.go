@@ -10,9 +10,11 @@ import (
 	"github.com/tapstack/tapstack/ctl"
 )
 
-const dladmUsage = `  tapadm dladm create-tap NAME [--netns NS] [--mtu N] [--mac MAC]
+const dladmUsage = `  tapadm dladm create-tap NAME [--netns NS] [--mtu N] [--mac MAC] [--queues N] [--no-offload]
+  tapadm dladm create-afpacket NAME --over DEV [--netns NS] [--rings N] [--mtu N] [--mac MAC] [--rx recvmmsg|ring]
   tapadm dladm delete-link NAME
   tapadm dladm show-link [-o json] [LINK]
+  tapadm dladm show-linkprop [LINK]
 `
 
 func dladmUsagef(format string, args ...any) error {
@@ -36,6 +38,17 @@ func (a *app) dladm(ctx context.Context, args []string) error {
 		}
 		var li ctl.LinkInfo
 		return r.Do(ctx, "dladm.create-tap", "", ct, &li)
+	case "create-afpacket":
+		ca, err := parseCreateAFPacket(rest)
+		if err != nil {
+			return err
+		}
+		r, err := a.conn()
+		if err != nil {
+			return err
+		}
+		var li ctl.LinkInfo
+		return r.Do(ctx, "dladm.create-afpacket", "", ca, &li)
 	case "delete-link":
 		if len(rest) != 1 {
 			return dladmUsagef("delete-link takes exactly one link name")
@@ -48,13 +61,13 @@ func (a *app) dladm(ctx context.Context, args []string) error {
 			return err
 		}
 		return r.Do(ctx, "dladm.delete-link", "", ctl.LinkName{Name: rest[0]}, nil)
-	case "show-link":
+	case "show-link", "show-linkprop":
 		rest, json, err := stripJSON("dladm", rest)
 		if err != nil {
 			return err
 		}
 		if len(rest) > 1 || (len(rest) == 1 && strings.HasPrefix(rest[0], "-")) {
-			return dladmUsagef("show-link takes at most one link name and -o json")
+			return dladmUsagef("%s takes at most one link name and -o json", sub)
 		}
 		r, err := a.conn()
 		if err != nil {
@@ -70,7 +83,13 @@ func (a *app) dladm(ctx context.Context, args []string) error {
 				return err
 			}
 		}
-		if json {
+		switch {
+		case sub == "show-linkprop":
+			if json {
+				return dladmUsagef("show-linkprop has no -o json; use show-link -o json")
+			}
+			return writeLinkProps(a.stdout, links)
+		case json:
 			return writeLinksJSON(a.stdout, links)
 		}
 		return writeLinks(a.stdout, links)
@@ -89,8 +108,9 @@ func selectLink(links []ctl.LinkInfo, name string) ([]ctl.LinkInfo, error) {
 	return nil, &ctl.Error{Request: "dladm.show-link", Errno: ctl.ENOENT, Msg: "no link named " + strconv.Quote(name)}
 }
 
-// parseCreateTap parses `create-tap NAME [--netns NS] [--mtu N] [--mac MAC]`;
-// options may come before or after NAME, as --opt VALUE or --opt=VALUE.
+// parseCreateTap parses `create-tap NAME [--netns NS] [--mtu N] [--mac MAC]
+// [--queues N] [--no-offload]`; options may come before or after NAME, as
+// --opt VALUE or --opt=VALUE (--no-offload takes no value).
 func parseCreateTap(args []string) (ctl.CreateTap, error) {
 	var ct ctl.CreateTap
 	for i := 0; i < len(args); i++ {
@@ -106,6 +126,13 @@ func parseCreateTap(args []string) (ctl.CreateTap, error) {
 			continue
 		}
 		opt, val, hasVal := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		if opt == "no-offload" {
+			if hasVal {
+				return ct, dladmUsagef("create-tap: --no-offload takes no value")
+			}
+			ct.NoOffload = true
+			continue
+		}
 		if !hasVal {
 			if i+1 >= len(args) {
 				return ct, dladmUsagef("create-tap: %s needs an argument", arg)
@@ -132,7 +159,11 @@ func parseCreateTap(args []string) (ctl.CreateTap, error) {
 			}
 			ct.MAC = mac
 		case "queues":
-			return ct, dladmUsagef("create-tap: --queues is not supported by tapadm yet")
+			n, err := strconv.ParseUint(val, 10, 16)
+			if err != nil || n == 0 {
+				return ct, dladmUsagef("create-tap: bad --queues %q", val)
+			}
+			ct.Queues = int(n)
 		default:
 			return ct, dladmUsagef("create-tap: unknown option %q", arg)
 		}

@@ -100,8 +100,8 @@ func TestDladmRequests(t *testing.T) {
 		},
 		{
 			name: "create-tap with every option, before and after the name",
-			args: []string{"create-tap", "--netns", "ns1", "tap0", "--mtu=9000", "--mac", "2:0:0:0:0:a"},
-			want: call{Op: "dladm.create-tap", Args: ctl.CreateTap{Name: "tap0", Netns: "ns1", MTU: 9000, MAC: "02:00:00:00:00:0a"}},
+			args: []string{"create-tap", "--netns", "ns1", "tap0", "--mtu=9000", "--mac", "2:0:0:0:0:a", "--queues", "2", "--no-offload"},
+			want: call{Op: "dladm.create-tap", Args: ctl.CreateTap{Name: "tap0", Netns: "ns1", MTU: 9000, MAC: "02:00:00:00:00:0a", Queues: 2, NoOffload: true}},
 		},
 		{
 			name: "delete-link",
@@ -139,7 +139,9 @@ func TestDladmUsageErrors(t *testing.T) {
 		{[]string{"create-tap", "tap0", "--mtu", "x"}, `dladm: create-tap: bad --mtu "x"`},
 		{[]string{"create-tap", "tap0", "--mac", "2:0:0:0:0"}, `dladm: bad MAC address "2:0:0:0:0"`},
 		{[]string{"create-tap", "tap0", "--mac", "2:0:0:0:0:100"}, `dladm: bad MAC address "2:0:0:0:0:100"`},
-		{[]string{"create-tap", "tap0", "--queues", "4"}, "dladm: create-tap: --queues is not supported by tapadm yet"},
+		{[]string{"create-tap", "tap0", "--queues", "0"}, `dladm: create-tap: bad --queues "0"`},
+		{[]string{"create-tap", "tap0", "--queues", "x"}, `dladm: create-tap: bad --queues "x"`},
+		{[]string{"create-tap", "tap0", "--no-offload=1"}, "dladm: create-tap: --no-offload takes no value"},
 		{[]string{"create-tap", "tap0", "--bogus", "1"}, `dladm: create-tap: unknown option "--bogus"`},
 		{[]string{"create-tap", "tap:0"}, `dladm: bad link name "tap:0"`},
 		{[]string{"delete-link"}, "dladm: delete-link takes exactly one link name"},

@@ -332,6 +332,7 @@ type linkJSON struct {
 	MAC          string   `json:"mac,omitempty"`
 	DLPIState    string   `json:"dlpi_state,omitempty"`
 	Capabilities []string `json:"capabilities"`
+	Queues       int      `json:"queues,omitempty"`
 }
 
 func writeLinksJSON(w io.Writer, links []ctl.LinkInfo) error {
@@ -343,10 +344,28 @@ func writeLinksJSON(w io.Writer, links []ctl.LinkInfo) error {
 		}
 		out = append(out, linkJSON{
 			Link: l.Link, Class: l.Class, MTU: l.MTU, State: l.State, Over: l.Over,
-			MAC: l.MAC, DLPIState: l.DLPIState, Capabilities: caps,
+			MAC: l.MAC, DLPIState: l.DLPIState, Capabilities: caps, Queues: l.Queues,
 		})
 	}
 	return writeJSON(w, out)
+}
+
+// linkPropColumns are dladm show-linkprop's fields (illumos widths).
+var linkPropColumns = []column{{"LINK", 12}, {"PROPERTY", 15}, {"PERM", 5}, {"VALUE", 15}, {"DEFAULT", 15}, {"POSSIBLE", 20}}
+
+// writeLinkProps prints the properties a link reports: its MTU, its
+// number of queues (TAP links) and the offloads it negotiated (the DLPI
+// capabilities). Only the MTU can be set (with ifconfig).
+func writeLinkProps(w io.Writer, links []ctl.LinkInfo) error {
+	var rows [][]string
+	for _, l := range links {
+		rows = append(rows, []string{l.Link, "mtu", "rw", strconv.FormatUint(uint64(l.MTU), 10), "", ""})
+		if l.Queues > 0 {
+			rows = append(rows, []string{l.Link, "queues", "r-", strconv.Itoa(l.Queues), "", ""})
+		}
+		rows = append(rows, []string{l.Link, "offloads", "r-", strings.Join(l.Capabilities, ","), "", ""})
+	}
+	return writeTable(w, linkPropColumns, rows)
 }
 
 // The headers of `netstat -rn`, as illumos prints them (trailing spaces

@@ -36,7 +36,7 @@ var _ requester = (*ctl.Client)(nil)
 
 // run parses the global flags (--ctl PATH) and runs the command in args,
 // writing its output to stdout. Failures are returned, not printed; stderr
-// is for diagnostics that do not fail the command (there are none yet).
+// is for diagnostics that do not fail the command (snoop's packet count).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tapadm", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	path := ctl.SocketPath(*ctlPath)
 	a := &app{
 		stdout: stdout,
+		stderr: stderr,
 		dial: func() (requester, error) {
 			return ctl.Dial(path)
 		},
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // so usage errors and help never need a running daemon.
 type app struct {
 	stdout io.Writer
+	stderr io.Writer // nil: discard
 	dial   func() (requester, error)
 	r      requester
 }
@@ -99,6 +101,10 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.netstat(ctx, rest)
 	case "ping":
 		return a.ping(ctx, rest)
+	case "snoop":
+		return a.snoop(ctx, rest)
+	case "gateway":
+		return a.gateway(ctx, rest)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(a.stdout, usage)
 		return err
@@ -110,7 +116,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 const usage = `usage: tapadm [--ctl PATH] COMMAND [ARGS]
 
 Commands:
-` + ifconfigUsage + dladmUsage + netstatUsage + pingUsage + `  tapadm help
+` + ifconfigUsage + dladmUsage + netstatUsage + pingUsage + snoopUsage + gatewayUsage + `  tapadm help
 
 The control socket is --ctl PATH, else $TAPSTACK_CTL, else ` + ctl.DefaultSocket + `.
 `
@@ -140,6 +146,10 @@ func (e *usageError) synopsis() string {
 		return netstatUsage
 	case "ping":
 		return pingUsage
+	case "snoop":
+		return snoopUsage
+	case "gateway":
+		return gatewayUsage
 	default:
 		return usage
 	}

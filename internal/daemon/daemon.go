@@ -34,7 +34,10 @@ type Config struct {
 	// CreateTap makes a TAP link; the daemon calls it for dladm
 	// create-tap. Nil refuses create-tap (ENOTSUP).
 	CreateTap func(ctl.CreateTap) (*link.Link, error)
-	Log       *slog.Logger
+	// CreateAFPacket makes an AF_PACKET link; the daemon calls it for
+	// dladm create-afpacket. Nil refuses create-afpacket (ENOTSUP).
+	CreateAFPacket func(ctl.CreateAFPacket) (*link.Link, error)
+	Log            *slog.Logger
 }
 
 // Daemon is one running tapstackd.
@@ -51,6 +54,12 @@ type Daemon struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+
+	// nsMu guards sessions and nsClosed: the connected namespaces, by
+	// link name (namespace.go).
+	nsMu     sync.Mutex
+	sessions map[string]*Namespace
+	nsClosed bool
 }
 
 // New builds the stack and interface layer (lo0 up), starts the services
@@ -60,7 +69,12 @@ func New(cfg Config) (*Daemon, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
-	d.stack = stack.New()
+	// Without HandleLocal: a namespace gateway (ConnectNamespace) makes
+	// its NIC promiscuous, and gVisor with HandleLocal drops everything
+	// arriving on a promiscuous NIC (stack.Options). The cost: the stack's
+	// own traffic to its addresses on a non-loopback NIC leaves by that
+	// NIC instead of looping inside (lo0 is unaffected).
+	d.stack = stack.NewWithOptions(stack.Options{NoHandleLocal: true})
 	d.routes = route.New(d.stack)
 	ifm, err := ifmgr.New(ifmgr.Config{Stack: d.stack, Routes: d.routes, Links: d.links, Log: d.log})
 	if err != nil {
@@ -88,6 +102,16 @@ func (d *Daemon) Manager() *ifmgr.Manager { return d.ifm }
 
 // Stack returns the stack.
 func (d *Daemon) Stack() *stack.Stack { return d.stack }
+
+// AddLink registers a link made outside the daemon (an in-memory pair in
+// tests); the daemon owns it from then on and closes it at Close. A name
+// already taken is EEXIST.
+func (d *Daemon) AddLink(l *link.Link) error {
+	if err := d.links.Add(l); err != nil {
+		return ctl.Errorf(ctl.EEXIST, "%v", err)
+	}
+	return nil
+}
 
 func (d *Daemon) listen() error {
 	path := d.cfg.CtlPath
@@ -136,8 +160,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 }
 
-// Close stops serving, closes every connection, deletes the links the
-// daemon created (their TAP devices go with them) and stops the stack.
+// Close stops serving, closes every connection, disconnects the
+// namespaces, deletes the links the daemon created (their TAP devices go
+// with them) and stops the stack.
 func (d *Daemon) Close() {
 	if d.ln != nil {
 		d.ln.Close()
@@ -149,6 +174,7 @@ func (d *Daemon) Close() {
 	}
 	d.mu.Unlock()
 	d.wg.Wait()
+	d.closeNamespaces()
 	if d.svc != nil {
 		d.svc.Close()
 	}
@@ -190,7 +216,13 @@ func (d *Daemon) serveConn(c *net.UnixConn) {
 	w := bufio.NewWriter(c)
 	enc := json.NewEncoder(w)
 	for sc.Scan() {
-		resp := d.handle(caller, sc.Bytes())
+		resp, st := d.handle(caller, sc.Bytes())
+		if st != nil {
+			if !serveStream(c, w, enc, resp.ID, st) {
+				return
+			}
+			continue
+		}
 		if err := enc.Encode(resp); err != nil {
 			return
 		}
@@ -200,25 +232,30 @@ func (d *Daemon) serveConn(c *net.UnixConn) {
 	}
 }
 
-// handle decodes and answers one request line.
-func (d *Daemon) handle(caller ifmgr.Caller, line []byte) ctl.Response {
+// handle decodes and answers one request line. A streaming request that
+// passed its checks is answered by st instead (resp then carries only the
+// request's ID; serveStream writes the lines).
+func (d *Daemon) handle(caller ifmgr.Caller, line []byte) (resp ctl.Response, st stream) {
 	var req ctl.Request
 	if err := json.Unmarshal(line, &req); err != nil {
-		return errResponse(0, ctl.Errorf(ctl.EINVAL, "malformed request: %v", err))
+		return errResponse(0, ctl.Errorf(ctl.EINVAL, "malformed request: %v", err)), nil
 	}
 	result, err := d.dispatch(caller, &req)
 	if err != nil {
-		return errResponse(req.ID, err)
+		return errResponse(req.ID, err), nil
 	}
-	resp := ctl.Response{ID: req.ID}
+	resp = ctl.Response{ID: req.ID}
+	if st, ok := result.(stream); ok {
+		return resp, st
+	}
 	if result != nil {
 		raw, err := json.Marshal(result)
 		if err != nil {
-			return errResponse(req.ID, ctl.Errorf(ctl.EINVAL, "encode result: %v", err))
+			return errResponse(req.ID, ctl.Errorf(ctl.EINVAL, "encode result: %v", err)), nil
 		}
 		resp.Result = raw
 	}
-	return resp
+	return resp, nil
 }
 
 func errResponse(id uint64, err error) ctl.Response {
@@ -254,6 +291,12 @@ func (d *Daemon) dispatch(caller ifmgr.Caller, req *ctl.Request) (any, error) {
 			return nil, err
 		}
 		return d.createTap(caller, a)
+	case "dladm.create-afpacket":
+		var a ctl.CreateAFPacket
+		if err := decode(req, &a); err != nil {
+			return nil, err
+		}
+		return d.createAFPacket(caller, a)
 	case "dladm.delete-link":
 		var a ctl.LinkName
 		if err := decode(req, &a); err != nil {
@@ -270,6 +313,26 @@ func (d *Daemon) dispatch(caller ifmgr.Caller, req *ctl.Request) (any, error) {
 			return nil, err
 		}
 		return d.ping(a)
+	case "snoop":
+		var a ctl.Snoop
+		if err := decode(req, &a); err != nil {
+			return nil, err
+		}
+		return d.snoop(caller, a)
+	case "gateway.add-forward":
+		var a addForwardArgs
+		if err := decode(req, &a); err != nil {
+			return nil, err
+		}
+		return d.addForward(caller, a)
+	case "gateway.list-forwards":
+		return d.listForwards()
+	case "gateway.remove-forward":
+		var a ctl.ForwardID
+		if err := decode(req, &a); err != nil {
+			return nil, err
+		}
+		return nil, d.removeForward(caller, a.ID)
 	}
 	arg, err := ifmgr.NewArg(req.Op)
 	if err != nil {

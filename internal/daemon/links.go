@@ -42,6 +42,9 @@ func (d *Daemon) deleteLink(caller ifmgr.Caller, name string) error {
 	if _, ok := d.links.Get(name); !ok {
 		return ctl.Errorf(ctl.ENXIO, "no link named %s", name)
 	}
+	if d.isSessionLink(name) {
+		return ctl.Errorf(ctl.EBUSY, "link %s serves a namespace gateway; it goes when the namespace or the daemon does", name)
+	}
 	if d.ifm.Plumbed(name) {
 		return ctl.Errorf(ctl.EBUSY, "link %s is plumbed; unplumb it first (tapadm ifconfig %s unplumb)", name, name)
 	}
@@ -66,9 +69,13 @@ func linkInfo(l *link.Link) ctl.LinkInfo {
 	if a := l.Addr(); len(a) > 0 {
 		mac = a.String()
 	}
+	queues := 0
+	if q, ok := l.Device().(interface{ Queues() int }); ok {
+		queues = q.Queues()
+	}
 	return ctl.LinkInfo{
 		Link: l.Name(), Class: l.Class(), MTU: l.SDU(), State: state, Over: l.Over(),
-		MAC: mac, DLPIState: l.DLPIState().String(), Capabilities: caps,
+		MAC: mac, DLPIState: l.DLPIState().String(), Capabilities: caps, Queues: queues,
 	}
 }
 

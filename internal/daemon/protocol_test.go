@@ -132,7 +132,7 @@ func FuzzHandle(f *testing.F) {
 	}
 	d, _ := startTestDaemon(f)
 	f.Fuzz(func(t *testing.T, line []byte, priv bool) {
-		resp := d.handle(ifmgr.Caller{Privileged: priv}, line)
+		resp, _ := d.handle(ifmgr.Caller{Privileged: priv}, line)
 		if resp.Errno != "" && resp.Message == "" {
 			t.Errorf("error reply without a message: %+v", resp)
 		}

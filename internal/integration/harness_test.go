@@ -56,11 +56,28 @@ type daemon struct {
 // SIGTERM) in t.Cleanup.
 func startDaemon(t *testing.T, flags ...string) *daemon {
 	t.Helper()
+	return startDaemonIn(t, "", flags...)
+}
+
+// startDaemonIn is startDaemon inside network namespace netns
+// (`ip netns exec NETNS tapstackd ...`: its host sockets live there), or
+// in the test's own namespace if netns is "". It waits for --ready-fd, so
+// a namespace given with --netns is connected when it returns.
+func startDaemonIn(t *testing.T, netns string, flags ...string) *daemon {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "tapstackd.sock")
 	d := &daemon{t: t, sock: sock, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(filepath.Join(binDir, "tapstackd"), append([]string{"--ctl", sock}, flags...)...)
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Close()
+	d.cmd = daemonCommand(t, netns, append([]string{"--ctl", sock, "--ready-fd", "3"}, flags...)...)
 	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
+	d.cmd.ExtraFiles = []*os.File{readyW}
+	err = d.cmd.Start()
+	readyW.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { d.done <- d.cmd.Wait() }()
@@ -70,6 +87,22 @@ func startDaemon(t *testing.T, flags ...string) *daemon {
 			t.Logf("tapstackd log:\n%s", d.stderr)
 		}
 	})
+	// "1", or end of file if tapstackd exits first.
+	readyc := make(chan bool, 1)
+	go func() {
+		b := make([]byte, 1)
+		n, _ := ready.Read(b)
+		readyc <- n == 1 && b[0] == '1'
+	}()
+	select {
+	case ok := <-readyc:
+		if !ok {
+			err := <-d.done
+			t.Fatalf("tapstackd exited before it was ready: %v\n%s", err, d.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("tapstackd not ready after 10s\n%s", d.stderr)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := ctl.Dial(sock)
@@ -86,6 +119,21 @@ func startDaemon(t *testing.T, flags ...string) *daemon {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// daemonCommand returns the command running tapstackd with args, inside
+// netns unless it is "".
+func daemonCommand(t *testing.T, netns string, args ...string) *exec.Cmd {
+	t.Helper()
+	bin := filepath.Join(binDir, "tapstackd")
+	if netns == "" {
+		return exec.Command(bin, args...)
+	}
+	ip, err := netnstest.LookCmd("ip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exec.Command(ip, append([]string{"netns", "exec", netns, bin}, args...)...)
 }
 
 // stop sends SIGTERM and waits for a clean exit.

@@ -2,7 +2,9 @@
 // gVisor stack: echo (RFC 862, port 7) and discard (RFC 863, port 9), over
 // both TCP and UDP, for IPv4 and IPv6, on the wildcard address of every NIC.
 // They give a peer in the namespace something to talk to (`socat - TCP:
-// 10.99.0.1:7`) without any host socket being involved.
+// 10.99.0.1:7`) without any host socket being involved. By name it also
+// starts servers with an engine of their own: "iperf3" (package iperf, on
+// port 5201), so that `iperf3 -c` from the namespace measures the stack.
 //
 // It is not an inetd: there is no configuration beyond the service names, no
 // per-service limits and no logging (counting is the caller's business).
@@ -36,6 +38,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/tapstack/tapstack/internal/services/iperf"
 )
 
 // Well-known ports of the services.
@@ -87,10 +91,26 @@ var known = map[string]service{
 	"discard": {port: DiscardPort, serveTCP: (*Services).discard, echoUDP: false},
 }
 
+// servers are the services with an engine of their own: start opens their
+// sockets (or fails with nothing left open) and returns what stops them,
+// waiting for their goroutines.
+var servers = map[string]func(s *gstack.Stack) (stop func(), err error){
+	"iperf3": func(s *gstack.Stack) (func(), error) {
+		srv, err := iperf.Serve(s, iperf.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return srv.Close, nil
+	},
+}
+
 // Names returns the valid service names, sorted.
 func Names() []string {
-	names := make([]string, 0, len(known))
+	names := make([]string, 0, len(known)+len(servers))
 	for n := range known {
+		names = append(names, n)
+	}
+	for n := range servers {
 		names = append(names, n)
 	}
 	slices.Sort(names)
@@ -109,6 +129,8 @@ type Services struct {
 
 	listeners []*gonet.TCPListener
 	udp       []*udpSocket
+	// stops stops the servers (see servers).
+	stops []func()
 
 	closeOnce sync.Once
 
@@ -130,9 +152,9 @@ type udpSocket struct {
 	echo  bool
 }
 
-// Start starts the named services ("echo", "discard") with default options
-// on the wildcard address of s for every network protocol s has (IPv4,
-// IPv6), over TCP and UDP. See StartWithOptions.
+// Start starts the named services ("echo", "discard", "iperf3") with
+// default options on the wildcard address of s for every network protocol
+// s has (IPv4, IPv6), over TCP and UDP. See StartWithOptions.
 func Start(s *gstack.Stack, names []string) (*Services, error) {
 	return StartWithOptions(s, names, Options{})
 }
@@ -149,12 +171,16 @@ func StartWithOptions(s *gstack.Stack, names []string, opts Options) (*Services,
 		opts.MaxConns = DefaultMaxConns
 	}
 
-	var wanted []string
+	var wanted, wantedServers []string
 	for _, n := range names {
-		if _, ok := known[n]; !ok {
+		_, isServer := servers[n]
+		if _, ok := known[n]; !ok && !isServer {
 			return nil, fmt.Errorf("services: unknown service %q (valid: %s)", n, strings.Join(Names(), ", "))
 		}
-		if !slices.Contains(wanted, n) {
+		switch {
+		case isServer && !slices.Contains(wantedServers, n):
+			wantedServers = append(wantedServers, n)
+		case !isServer && !slices.Contains(wanted, n):
 			wanted = append(wanted, n)
 		}
 	}
@@ -191,6 +217,14 @@ func StartWithOptions(s *gstack.Stack, names []string, opts Options) (*Services,
 			u.echo = svc.echoUDP
 			sv.udp = append(sv.udp, u)
 		}
+	}
+	for _, n := range wantedServers {
+		stop, err := servers[n](s)
+		if err != nil {
+			sv.Close()
+			return nil, fmt.Errorf("services: %s: %w", n, err)
+		}
+		sv.stops = append(sv.stops, stop)
 	}
 
 	// Start serving only once everything is open, so a failed start never
@@ -233,6 +267,9 @@ func (sv *Services) Close() {
 		}
 		for _, c := range conns {
 			c.Close() // wakes a blocked Read or Write
+		}
+		for _, stop := range sv.stops {
+			stop()
 		}
 	})
 	sv.wg.Wait()

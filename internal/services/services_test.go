@@ -159,9 +159,34 @@ func TestStartPortInUse(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	got := strings.Join(Names(), ",")
-	if want := "discard,echo"; got != want {
+	if want := "discard,echo,iperf3"; got != want {
 		t.Errorf("Names() = %s, want %s", got, want)
 	}
+}
+
+// TestIperf3Service: "iperf3" starts the iperf3 server on port 5201 for
+// both families (its protocol is tested in package iperf); Close stops it
+// and frees the port.
+func TestIperf3Service(t *testing.T) {
+	s := newStack(t)
+	sv := start(t, s, []string{"echo", "iperf3", "iperf3"}, Options{})
+	for _, f := range families {
+		c := dialTCP(t, s, f, 5201)
+		if _, err := c.Write(make([]byte, 37)); err != nil {
+			t.Fatalf("%s: send cookie: %v", f.name, err)
+		}
+		// PARAM_EXCHANGE (9), or ACCESS_DENIED (-1) if the server has
+		// not yet seen the previous family's connection close: either
+		// is iperf3 answering.
+		var b [1]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil || (b[0] != 9 && b[0] != 0xff) {
+			t.Errorf("%s: first state %d, %v; want PARAM_EXCHANGE (9) or ACCESS_DENIED (-1)", f.name, int8(b[0]), err)
+		}
+		c.Close()
+	}
+	sv.Close()
+	// Closed means the port is free for another start.
+	start(t, s, []string{"iperf3"}, Options{})
 }
 
 func TestTCPEcho(t *testing.T) {

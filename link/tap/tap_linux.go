@@ -18,11 +18,10 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/tapstack/tapstack/link"
+	"github.com/tapstack/tapstack/link/vnet"
 )
 
 // resubscribeDelay paces re-subscription to link events after the kernel
@@ -31,13 +30,14 @@ const resubscribeDelay = time.Second
 
 // Device is a TAP device under a link.
 //
-// Locking: mu guards nl; the other fields are set by Create and not
-// changed afterwards, except sdu (atomic).
+// Locking: mu guards nl; the other fields are set by Create (or FromFD)
+// and not changed afterwards, except sdu (atomic).
 type Device struct {
 	name    string
 	where   string         // the namespace, for messages
-	ns      netns.NsHandle // owned by the watcher, which closes it on exit
+	ns      netns.NsHandle // owned by the watcher, which closes it on exit; -1 if byFD
 	ifindex int            // in ns
+	byFD    bool           // made by FromFD: no ns, no nl, no watcher
 	ep      *endpoint
 	link    *link.Link
 	sdu     atomic.Uint32
@@ -55,9 +55,10 @@ var _ link.Device = (*Device)(nil)
 
 // Create creates the TAP device cfg describes and returns it as a link of
 // class "tap", over cfg.Netns. Equivalent to
-// `ip -n NETNS tuntap add dev NAME mode tap` and `ip -n NETNS link set NAME mtu MTU`,
-// except that the device is not persistent: it lives as long as the link,
-// and Close deletes it.
+// `ip -n NETNS tuntap add dev NAME mode tap vnet_hdr [multi_queue]` and
+// `ip -n NETNS link set NAME mtu MTU txqueuelen 4096`, plus the offloads
+// QEMU would ask for (TUNSETOFFLOAD), except that the device is not
+// persistent: it lives as long as the link, and Close deletes it.
 //
 // The kernel side starts administratively down, so the link starts with
 // carrier down. Bringing the device up or down in the namespace
@@ -68,6 +69,10 @@ var _ link.Device = (*Device)(nil)
 // EPERM, …) for errors.Is.
 func Create(cfg Config) (_ *link.Link, err error) {
 	if err := validName(cfg.Name); err != nil {
+		return nil, err
+	}
+	queues, err := queueCount(cfg.Queues)
+	if err != nil {
 		return nil, err
 	}
 	mtu := cfg.MTU
@@ -83,13 +88,17 @@ func Create(cfg Config) (_ *link.Link, err error) {
 		return nil, err
 	}
 	d := &Device{name: cfg.Name, where: describeNetns(cfg.Netns), ns: ns, done: make(chan struct{})}
-	fd := -1
+	var fds []int
 	defer func() {
 		if err == nil {
 			return
 		}
-		if fd >= 0 {
-			unix.Close(fd)
+		if d.ep != nil {
+			d.ep.release() // the endpoint owns fds
+		} else {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
 		}
 		if d.nl != nil {
 			d.nl.Close()
@@ -106,7 +115,7 @@ func Create(cfg Config) (_ *link.Link, err error) {
 	} else if !errors.As(err, new(netlink.LinkNotFoundError)) {
 		return nil, fmt.Errorf("look up %s in %s: %w", cfg.Name, d.where, err)
 	}
-	if fd, err = d.open(); err != nil {
+	if fds, err = d.open(queues, !cfg.NoOffload); err != nil {
 		return nil, err
 	}
 	kl, err := d.nl.LinkByName(cfg.Name)
@@ -118,22 +127,16 @@ func Create(cfg Config) (_ *link.Link, err error) {
 		return nil, fmt.Errorf("set mtu %d on %s in %s: %w", mtu, cfg.Name, d.where, err)
 	}
 	d.sdu.Store(mtu)
-
-	fep, err := fdbased.New(&fdbased.Options{
-		FDs:            []int{fd},
-		MTU:            mtu,
-		EthernetHeader: true,
-		Address:        tcpip.LinkAddress(mac),
-		// One goroutine per ring, delivering inline (DESIGN.md). More
-		// processors would also start goroutines now that only a
-		// dispatch loop, which never runs if the endpoint is never
-		// attached, could stop.
-		ProcessorsPerChannel: 1,
-	})
+	if err := d.nl.LinkSetTxQLen(kl, txQueueLen); err != nil {
+		return nil, fmt.Errorf("set txqueuelen %d on %s in %s: %w", txQueueLen, cfg.Name, d.where, err)
+	}
+	off, err := setUpQueues(fds, !cfg.NoOffload, !cfg.NoOffload)
 	if err != nil {
+		return nil, fmt.Errorf("set up %s in %s: %w", cfg.Name, d.where, err)
+	}
+	if d.ep, err = newEndpoint(endpointOptions{fds: fds, mtu: mtu, mac: mac, off: off, cpus: ringCPUs()}); err != nil {
 		return nil, fmt.Errorf("endpoint for %s: %w", cfg.Name, err)
 	}
-	d.ep = &endpoint{LinkEndpoint: fep, fd: fd}
 
 	// A change since kl was read is not lost: the subscription starts
 	// with a dump of the current state (ListExisting), and Link drops
@@ -148,6 +151,79 @@ func Create(cfg Config) (_ *link.Link, err error) {
 		l.Notify(link.Notification{Kind: link.NoteLinkDown})
 	}
 	go d.watch(ch)
+	return l, nil
+}
+
+// FromFD returns a link of class "tap" over a TAP device that another
+// process opened and passed over, as slirp4netns's child does: a helper
+// that joined the namespace's user namespace, which a multi-threaded Go
+// process cannot do. The link owns fd from the call on, and closes it if
+// FromFD fails.
+//
+// cfg.Name must be the device's name (checked with TUNGETIFF; "" takes it
+// from the device), cfg.MTU the MTU its kernel side already has, cfg.MAC
+// the stack's address as in Create; cfg.Netns is only reported (as the
+// link's Over). The device must be a TAP opened with IFF_NO_PI. If it was
+// opened with IFF_VNET_HDR, offloads are negotiated as Create does
+// (unless cfg.NoOffload); without, frames are plain. It has one queue:
+// cfg.Queues is ignored.
+//
+// Unlike Create, FromFD opens nothing in the namespace: the kernel side is
+// not watched, so the link's carrier is up from the start and stays up,
+// SetMTU fails with ENOTSUP, and the txqueuelen stays the kernel's. Closing
+// the link still deletes the device (a non-persistent TAP goes with its
+// last descriptor).
+func FromFD(fd int, cfg Config) (_ *link.Link, err error) {
+	defer func() {
+		if err != nil && fd >= 0 {
+			unix.Close(fd)
+		}
+	}()
+	if fd < 0 {
+		return nil, errnoErr(unix.EBADF, "tap descriptor %d is not valid", fd)
+	}
+	unix.CloseOnExec(fd)
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
+		return nil, errnoErr(unix.EINVAL, "descriptor %d is not a TUN/TAP device: TUNGETIFF: %v", fd, err)
+	}
+	flags := ifr.Uint16()
+	if flags&(unix.IFF_TUN|unix.IFF_TAP) != unix.IFF_TAP || flags&unix.IFF_NO_PI == 0 {
+		return nil, errnoErr(unix.EINVAL, "device %s (descriptor %d) is not a TAP opened with IFF_NO_PI (flags %#x)", ifr.Name(), fd, flags)
+	}
+	if cfg.Name == "" {
+		cfg.Name = ifr.Name()
+	}
+	if err := validName(cfg.Name); err != nil {
+		return nil, err
+	}
+	if ifr.Name() != cfg.Name {
+		return nil, errnoErr(unix.EINVAL, "descriptor %d is TAP %s, not %s", fd, ifr.Name(), cfg.Name)
+	}
+	mtu := cfg.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	mac, err := stackMAC(cfg.MAC)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{name: cfg.Name, where: describeNetns(cfg.Netns), ns: -1, done: make(chan struct{}), byFD: true}
+	// The opener chose the header: offloads need IFF_VNET_HDR.
+	vnetHdr := flags&unix.IFF_VNET_HDR != 0
+	off, err := setUpQueues([]int{fd}, vnetHdr, vnetHdr && !cfg.NoOffload)
+	if err != nil {
+		return nil, fmt.Errorf("set up %s (descriptor %d): %w", cfg.Name, fd, err)
+	}
+	if d.ep, err = newEndpoint(endpointOptions{fds: []int{fd}, mtu: mtu, mac: mac, off: off, cpus: ringCPUs()}); err != nil {
+		return nil, fmt.Errorf("endpoint for %s: %w", cfg.Name, err)
+	}
+	d.sdu.Store(mtu)
+	l := link.New(cfg.Name, "tap", cfg.Netns, d)
+	d.link = l
 	return l, nil
 }
 
@@ -239,42 +315,58 @@ func (d *Device) exists() error {
 	return errnoErr(unix.EEXIST, "device %s already exists in %s", d.name, d.where)
 }
 
-// open creates the TAP device in d.ns and returns its descriptor, which
-// the caller owns. The device goes away when the descriptor is closed.
-func (d *Device) open() (int, error) {
-	fd := -1
+// open creates the TAP device in d.ns with the given number of queues,
+// with the virtio-net header if vnetHdr, and returns one descriptor per
+// queue, which the caller owns. The device goes away when the last is
+// closed.
+func (d *Device) open(queues int, vnetHdr bool) ([]int, error) {
+	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if vnetHdr {
+		flags |= unix.IFF_VNET_HDR
+	}
+	if queues > 1 {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
+	var fds []int
 	err := inNetns(d.ns, func() error {
 		// The namespace of the device is that of the thread that opens
-		// /dev/net/tun, so the open must happen in d.ns too.
-		var err error
-		fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		ifr, err := unix.NewIfreq(d.name)
-		if err == nil {
-			ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
-			err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
-		}
-		if err != nil {
-			unix.Close(fd)
-			fd = -1
-			return &os.SyscallError{Syscall: "TUNSETIFF", Err: err}
+		// /dev/net/tun, so the opens must happen in d.ns too. Each
+		// TUNSETIFF with IFF_MULTI_QUEUE on the same name adds a queue.
+		for range queues {
+			fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			ifr, err := unix.NewIfreq(d.name)
+			if err == nil {
+				ifr.SetUint16(flags)
+				err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
+			}
+			if err != nil {
+				unix.Close(fd)
+				return &os.SyscallError{Syscall: "TUNSETIFF", Err: err}
+			}
+			fds = append(fds, fd)
 		}
 		return nil
 	})
+	if err != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
 	switch {
 	case errors.Is(err, unix.EBUSY):
 		// Another process created the name since we looked.
-		return -1, d.exists()
+		return nil, d.exists()
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV):
-		return -1, errnoErr(unix.ENODEV, "create %s in %s: /dev/net/tun is missing (is the tun module loaded?)", d.name, d.where)
+		return nil, errnoErr(unix.ENODEV, "create %s in %s: /dev/net/tun is missing (is the tun module loaded?)", d.name, d.where)
 	case errors.Is(err, unix.EPERM):
-		return -1, errnoErr(unix.EPERM, "create %s in %s: permission denied (needs CAP_NET_ADMIN)", d.name, d.where)
+		return nil, errnoErr(unix.EPERM, "create %s in %s: permission denied (needs CAP_NET_ADMIN)", d.name, d.where)
 	case err != nil:
-		return -1, fmt.Errorf("create %s in %s: %w", d.name, d.where, err)
+		return nil, fmt.Errorf("create %s in %s: %w", d.name, d.where, err)
 	}
-	return fd, nil
+	return fds, nil
 }
 
 // inNetns runs f on an OS thread switched into ns. It uses a goroutine of
@@ -370,14 +462,41 @@ func (d *Device) Broadcast() net.HardwareAddr {
 	return net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 }
 
-// Capabilities implements link.Device: none until the virtio-net header
-// is used.
-func (d *Device) Capabilities() link.Capabilities { return link.Capabilities{} }
+// Capabilities implements link.Device: what the kernel accepted
+// (TUNSETOFFLOAD). Checksum offload is HCKSUM_INET_PARTIAL (the kernel
+// and the stack complete each other's partial checksums), TSO for both IP
+// versions is LSO up to vnet.GSOMaxSize, USO is noted as such; transmit
+// never copies the payload (ZeroCopy).
+func (d *Device) Capabilities() link.Capabilities {
+	off := d.ep.off
+	c := link.Capabilities{ZeroCopy: true}
+	if off&OffloadCsum != 0 {
+		c.HCksum = link.HCKSUM_INET_PARTIAL
+	}
+	if off.TSO() {
+		c.LSO = true
+		c.LSOMax = vnet.GSOMaxSize
+	}
+	c.USO = off&(OffloadUSO4|OffloadUSO6) == OffloadUSO4|OffloadUSO6
+	return c
+}
+
+// Offloads returns what the TAP negotiated with the kernel.
+func (d *Device) Offloads() Offloads { return d.ep.off }
+
+// Queues returns the number of TAP queues.
+func (d *Device) Queues() int { return len(d.ep.rings) }
+
+// Stats returns the link's frame counters.
+func (d *Device) Stats() Stats { return d.ep.stats() }
 
 // SetMTU sets the MTU of both sides, the kernel device and the endpoint,
 // and raises NoteSDUSize. Equivalent to `ip -n NETNS link set NAME mtu MTU`
 // plus the same on tapstack's side.
 func (d *Device) SetMTU(mtu uint32) error {
+	if d.byFD {
+		return errnoErr(unix.ENOTSUP, "set mtu on %s: the device was passed by descriptor; set the MTU in %s", d.name, d.where)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.nl == nil {
@@ -403,71 +522,13 @@ func (d *Device) Close() error {
 			d.closeErr = fmt.Errorf("delete %s in %s: %w", d.name, d.where, err)
 		}
 		d.mu.Lock()
-		d.nl.Close()
-		d.nl = nil
+		if d.nl != nil {
+			d.nl.Close()
+			d.nl = nil
+		}
 		d.mu.Unlock()
 	})
 	return d.closeErr
-}
-
-// endpoint is the fdbased endpoint, made safe to outlive the device.
-// fdbased writes to its descriptor until its NIC is removed; had Close
-// simply closed the descriptor, a file opened afterwards could get the
-// same number and receive the stack's frames. So release puts /dev/null in
-// the TAP's place (dup3: the number is never free), which drops the last
-// reference to the TAP, and the placeholder is closed when the stack
-// detaches.
-//
-// Locking: mu serialises Attach and release; the data path does not take
-// it.
-type endpoint struct {
-	stack.LinkEndpoint
-
-	mu sync.Mutex
-	// +checklocks:mu
-	fd int // the TAP, then the placeholder; -1 once closed
-	// +checklocks:mu
-	attached bool
-	// +checklocks:mu
-	released bool
-}
-
-// Attach implements stack.LinkEndpoint. After release it starts nothing:
-// there is nothing to read.
-func (e *endpoint) Attach(d stack.NetworkDispatcher) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.released {
-		if d == nil && e.fd >= 0 {
-			unix.Close(e.fd)
-			e.fd = -1
-		}
-		return
-	}
-	e.attached = d != nil
-	e.LinkEndpoint.Attach(d)
-}
-
-// release stops the read goroutine and lets go of the TAP descriptor.
-func (e *endpoint) release() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.released {
-		return nil
-	}
-	e.released = true
-	if !e.attached {
-		err := unix.Close(e.fd)
-		e.fd = -1
-		return err
-	}
-	e.LinkEndpoint.Attach(nil) // stops the read goroutine and waits for it
-	null, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err // the TAP stays open rather than risk a recycled fd
-	}
-	defer unix.Close(null)
-	return unix.Dup3(null, e.fd, unix.O_CLOEXEC)
 }
 
 // errnoError is an error whose message stands alone and which matches its

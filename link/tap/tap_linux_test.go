@@ -31,7 +31,7 @@ import (
 
 // requireRoot skips the test unless it can create namespaces and TAP
 // devices; under CI=true a missing prerequisite fails it instead.
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	var missing []string
 	if os.Geteuid() != 0 {
@@ -59,7 +59,7 @@ func suffix() string {
 	return hex.EncodeToString(b)
 }
 
-func run(t *testing.T, args ...string) string {
+func run(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	if err != nil {
@@ -70,7 +70,7 @@ func run(t *testing.T, args ...string) string {
 
 // newNetns creates a uniquely named namespace, deleted at the end of the
 // test even if it fails.
-func newNetns(t *testing.T) string {
+func newNetns(t testing.TB) string {
 	t.Helper()
 	ns := "tst-" + suffix()
 	run(t, "ip", "netns", "add", ns)
@@ -84,7 +84,7 @@ func newNetns(t *testing.T) string {
 
 // create makes a TAP link closed at the end of the test (before its
 // namespace is deleted: cleanups run last first).
-func create(t *testing.T, cfg tap.Config) *link.Link {
+func create(t testing.TB, cfg tap.Config) *link.Link {
 	t.Helper()
 	l, err := tap.Create(cfg)
 	if err != nil {
@@ -104,7 +104,7 @@ type ipLink struct {
 
 // showLink is `ip -n NS link show NAME`; ok is false if there is no such
 // device.
-func showLink(t *testing.T, ns, name string) (ipLink, bool) {
+func showLink(t testing.TB, ns, name string) (ipLink, bool) {
 	t.Helper()
 	out, err := exec.Command("ip", "-n", ns, "-j", "link", "show", "dev", name).Output()
 	if err != nil {
@@ -127,7 +127,7 @@ func rxPackets(t *testing.T, ns, name string) uint64 {
 	return n
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -375,8 +375,17 @@ func TestDefaults(t *testing.T) {
 	if i := info.Info(); i.MacType != link.DL_ETHER || i.Broadcast.String() != "ff:ff:ff:ff:ff:ff" {
 		t.Errorf("Info: %+v", i)
 	}
-	if c := l.Device().Capabilities(); c != (link.Capabilities{}) {
-		t.Errorf("Capabilities = %+v, want none", c)
+	// Offloads on by default: the kernel's answer to TUNSETOFFLOAD, with
+	// USO only from Linux 6.2.
+	dev := l.Device().(*tap.Device)
+	c := dev.Capabilities()
+	wantUSO := dev.Offloads()&(tap.OffloadUSO4|tap.OffloadUSO6) != 0
+	want := link.Capabilities{HCksum: link.HCKSUM_INET_PARTIAL, LSO: true, LSOMax: 1 << 16, ZeroCopy: true, USO: wantUSO}
+	if c != want {
+		t.Errorf("Capabilities = %+v, want %+v", c, want)
+	}
+	if q := dev.Queues(); q != min(runtime.NumCPU(), 4) {
+		t.Errorf("Queues = %d, want min(NumCPU, 4) = %d", q, min(runtime.NumCPU(), 4))
 	}
 }
 

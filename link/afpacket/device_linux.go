@@ -1,0 +1,457 @@
+package afpacket
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/tapstack/tapstack/link"
+)
+
+// resubscribeDelay paces re-subscription to link events after the kernel
+// dropped the subscription (ENOBUFS after a burst of events).
+const resubscribeDelay = time.Second
+
+// maxGSO is the largest GSO frame the link hands the kernel (the legacy
+// 64 KiB limit; see the package doc on BIG TCP).
+const maxGSO = 1 << 16
+
+// Device is the AF_PACKET sockets under a link.
+//
+// Locking: the fields are set by Create and not changed afterwards,
+// except sdu (atomic) and what the endpoint guards.
+type Device struct {
+	name     string
+	over     string
+	where    string         // the namespace, for messages
+	ns       netns.NsHandle // owned by the watcher, which closes it on exit
+	ifindex  int            // of over, in ns
+	fixedMTU bool           // Config.MTU was given: do not follow the device
+	ep       *endpoint
+	link     *link.Link
+	sdu      atomic.Uint32
+	done     chan struct{} // closed by Close: stops the watcher
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ link.Device = (*Device)(nil)
+
+// Create opens cfg.Rings AF_PACKET sockets on cfg.Over in cfg.Netns and
+// returns them as a link of class "afpacket", over cfg.Over. The device is
+// put in promiscuous mode for as long as the link exists. Equivalent to
+// `dladm create-afpacket NAME --over DEV --netns NS --rings N`.
+//
+// The link's carrier follows the device's operational state (up and
+// running): raising NoteLinkUp and NoteLinkDown; deleting the device
+// raises NoteLinkDown. Without Config.MTU the link's SDU follows the
+// device's MTU (NoteSDUSize).
+//
+// Errors say what was wrong and wrap an errno (EINVAL, ENOENT, ENODEV,
+// EPERM, …) for errors.Is.
+func Create(cfg Config) (_ *link.Link, err error) {
+	if err := validName(cfg.Name); err != nil {
+		return nil, err
+	}
+	if err := validDevice(cfg.Over); err != nil {
+		return nil, err
+	}
+	rings := cfg.Rings
+	switch {
+	case rings == 0:
+		rings = min(runtime.NumCPU(), 4)
+	case rings < 0 || rings > MaxRings:
+		return nil, errnoErr(unix.EINVAL, "afpacket %s: %d rings (want 1 to %d)", cfg.Name, rings, MaxRings)
+	}
+	mode := cfg.RX
+	switch mode {
+	case "":
+		mode = RXRecvmmsg
+	case RXRing, RXRecvmmsg:
+	default:
+		return nil, errnoErr(unix.EINVAL, "afpacket %s: unknown receive mode %q (want %q or %q)", cfg.Name, mode, RXRing, RXRecvmmsg)
+	}
+	mac, err := stackMAC(cfg.MAC)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := openNetns(cfg.Netns)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{name: cfg.Name, over: cfg.Over, where: describeNetns(cfg.Netns), ns: ns, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			if d.ep != nil {
+				d.ep.release(d.ifindex)
+			}
+			close(d.done)
+			ns.Close()
+		}
+	}()
+
+	kl, err := d.lookup()
+	if err != nil {
+		return nil, err
+	}
+	attrs := kl.Attrs()
+	d.ifindex = attrs.Index
+	mtu := cfg.MTU
+	switch {
+	case mtu == 0:
+		mtu = uint32(attrs.MTU)
+	case mtu > uint32(attrs.MTU):
+		return nil, errnoErr(unix.EINVAL, "afpacket %s: MTU %d exceeds %s's %d", cfg.Name, mtu, d.over, attrs.MTU)
+	default:
+		d.fixedMTU = true
+	}
+	d.sdu.Store(mtu)
+	gso := uint32(maxGSO)
+	if attrs.GSOMaxSize != 0 {
+		gso = min(gso, attrs.GSOMaxSize)
+	}
+
+	d.ep, err = newEndpoint(mtu, gso, tcpip.LinkAddress(mac), allowedCPUs())
+	if err != nil {
+		return nil, err
+	}
+	if err := d.openRings(mode, rings); err != nil {
+		return nil, err
+	}
+
+	// A change since kl was read is not lost: the subscription starts
+	// with a dump of the current state (ListExisting), and Link drops
+	// what repeats the state it has.
+	ch, err := d.subscribe()
+	if err != nil {
+		return nil, fmt.Errorf("watch %s in %s: %w", d.over, d.where, err)
+	}
+	l := link.New(cfg.Name, "afpacket", cfg.Over, d)
+	d.link = l
+	if !carrier(attrs.RawFlags) {
+		l.Notify(link.Notification{Kind: link.NoteLinkDown})
+	}
+	go d.watch(ch)
+	return l, nil
+}
+
+// lookup finds the device in its namespace and checks that it is Ethernet.
+func (d *Device) lookup() (netlink.Link, error) {
+	nl, err := netlink.NewHandleAt(d.ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", d.where, err)
+	}
+	defer nl.Close()
+	kl, err := nl.LinkByName(d.over)
+	switch {
+	case errors.As(err, new(netlink.LinkNotFoundError)):
+		return nil, errnoErr(unix.ENODEV, "afpacket %s: no device %s in %s", d.name, d.over, d.where)
+	case err != nil:
+		return nil, fmt.Errorf("look up %s in %s: %w", d.over, d.where, err)
+	}
+	if kl.Attrs().EncapType != "ether" || len(kl.Attrs().HardwareAddr) != 6 {
+		return nil, errnoErr(unix.EINVAL, "afpacket %s: %s in %s is not an Ethernet device (%s)", d.name, d.over, d.where, kl.Attrs().EncapType)
+	}
+	return kl, nil
+}
+
+// openRings creates the rings in the device's namespace, in one fanout
+// group, and turns promiscuity on (on ring 0's socket).
+func (d *Device) openRings(mode RXMode, n int) error {
+	err := inNetns(d.ns, func() error {
+		var fanoutID uint16
+		for i := range n {
+			r, err := openRing(d.ep, mode, i, d.ifindex, n > 1, &fanoutID)
+			if err != nil {
+				return fmt.Errorf("ring %d: %w", i, err)
+			}
+			d.ep.rings = append(d.ep.rings, r)
+		}
+		return nil
+	})
+	if err == nil {
+		err = d.ep.rings[0].setPromisc(d.ifindex, true)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EPERM):
+		return errnoErr(unix.EPERM, "afpacket %s over %s in %s: permission denied (needs CAP_NET_RAW): %v", d.name, d.over, d.where, err)
+	case errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO):
+		return errnoErr(unix.ENODEV, "afpacket %s: %s in %s went away: %v", d.name, d.over, d.where, err)
+	}
+	return fmt.Errorf("afpacket %s over %s in %s: %w", d.name, d.over, d.where, err)
+}
+
+// carrier says whether frames flow: the device is up and running.
+func carrier(flags uint32) bool {
+	return flags&unix.IFF_UP != 0 && flags&unix.IFF_RUNNING != 0
+}
+
+// allowedCPUs lists the CPUs the calling thread may run on (the process's
+// cpuset, usually), in order; nil if unknown.
+func allowedCPUs() []int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil
+	}
+	var cpus []int
+	for i := range len(set) * 64 {
+		if set.IsSet(i) {
+			cpus = append(cpus, i)
+		}
+	}
+	return cpus
+}
+
+// subscribe starts a subscription to link events in d.ns, beginning with
+// a dump of the current links. The channel is closed when d.done closes or
+// the subscription fails.
+func (d *Device) subscribe() (<-chan netlink.LinkUpdate, error) {
+	ch := make(chan netlink.LinkUpdate, 16)
+	err := netlink.LinkSubscribeWithOptions(ch, d.done, netlink.LinkSubscribeOptions{
+		Namespace:    &d.ns,
+		ListExisting: true,
+	})
+	return ch, err
+}
+
+// watch turns the device's state into notifications until Close,
+// re-subscribing if the kernel drops the subscription. It owns d.ns and
+// closes it on exit.
+func (d *Device) watch(ch <-chan netlink.LinkUpdate) {
+	defer d.ns.Close()
+	gone := false // the device was deleted behind our back
+	for {
+		// Read to the end even once gone: the subscription's goroutine
+		// blocks until its channel is read.
+		for u := range ch {
+			if gone || int(u.Index) != d.ifindex {
+				continue
+			}
+			if u.Header.Type == unix.RTM_DELLINK {
+				gone = true
+				d.link.Notify(link.Notification{Kind: link.NoteLinkDown})
+				continue
+			}
+			if !d.fixedMTU && u.Attrs() != nil && u.Attrs().MTU > 0 {
+				if mtu := uint32(u.Attrs().MTU); mtu != d.sdu.Load() {
+					d.ep.SetMTU(mtu)
+					d.sdu.Store(mtu)
+					d.link.Notify(link.Notification{Kind: link.NoteSDUSize, SDU: mtu})
+				}
+			}
+			kind := link.NoteLinkDown
+			if carrier(u.Flags) {
+				kind = link.NoteLinkUp
+			}
+			d.link.Notify(link.Notification{Kind: kind})
+		}
+		for {
+			select {
+			case <-d.done:
+				return
+			case <-time.After(resubscribeDelay):
+			}
+			var err error
+			if ch, err = d.subscribe(); err == nil {
+				break
+			}
+		}
+	}
+}
+
+// Endpoint implements link.Device.
+func (d *Device) Endpoint() stack.LinkEndpoint { return d.ep }
+
+// MacType implements link.Device.
+func (d *Device) MacType() link.MacType { return link.DL_ETHER }
+
+// MaxSDU implements link.Device.
+func (d *Device) MaxSDU() uint32 { return d.sdu.Load() }
+
+// Broadcast implements link.Device.
+func (d *Device) Broadcast() net.HardwareAddr {
+	return net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+}
+
+// Capabilities implements link.Device: partial checksums (the virtio-net
+// header's NEEDS_CSUM) and LSO up to the GSO size.
+func (d *Device) Capabilities() link.Capabilities {
+	return link.Capabilities{
+		HCksum: link.HCKSUM_INET_PARTIAL,
+		LSO:    true,
+		LSOMax: d.ep.gsoMax,
+	}
+}
+
+// Rings returns the number of rings.
+func (d *Device) Rings() int { return len(d.ep.rings) }
+
+// Stats returns the counters of every ring.
+func (d *Device) Stats() []RingStats { return d.ep.stats() }
+
+// Close implements link.Device: it stops the receive goroutines, turns
+// promiscuity off, leaves the fanout group, unmaps the rings and closes
+// the sockets, and stops watching the device. The endpoint stays safe to
+// use until its NIC is removed: frames written to it are refused.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() {
+		close(d.done)
+		if err := d.ep.release(d.ifindex); err != nil {
+			d.closeErr = fmt.Errorf("close afpacket %s over %s in %s: %w", d.name, d.over, d.where, err)
+		}
+	})
+	return d.closeErr
+}
+
+// validName checks a link name (MAXLINKNAMELEN is 32 with the NUL).
+func validName(name string) error {
+	switch {
+	case name == "":
+		return errnoErr(unix.EINVAL, "afpacket link name is empty")
+	case len(name) > 31:
+		return errnoErr(unix.EINVAL, "afpacket link name %q too long (max 31)", name)
+	case strings.ContainsAny(name, "/:") || strings.IndexFunc(name, unicode.IsSpace) >= 0:
+		return errnoErr(unix.EINVAL, "afpacket link name %q contains '/', ':' or white space", name)
+	}
+	return nil
+}
+
+// validDevice applies the kernel's rules for interface names.
+func validDevice(name string) error {
+	switch {
+	case name == "":
+		return errnoErr(unix.EINVAL, "afpacket needs a device to be over (--over)")
+	case len(name) >= unix.IFNAMSIZ:
+		return errnoErr(unix.EINVAL, "device name %q too long (max %d)", name, unix.IFNAMSIZ-1)
+	case name == "." || name == ".." || strings.ContainsAny(name, "/:") || strings.IndexFunc(name, unicode.IsSpace) >= 0:
+		return errnoErr(unix.EINVAL, "bad device name %q", name)
+	}
+	return nil
+}
+
+// stackMAC validates mac, or makes a random locally administered unicast
+// one if it is nil. The result is the caller's.
+func stackMAC(mac net.HardwareAddr) (net.HardwareAddr, error) {
+	if mac == nil {
+		mac = make(net.HardwareAddr, 6)
+		rand.Read(mac)
+		mac[0] = mac[0]&^0x01 | 0x02
+		return mac, nil
+	}
+	switch {
+	case len(mac) != 6:
+		return nil, errnoErr(unix.EINVAL, "MAC %v is not an Ethernet address", mac)
+	case mac[0]&0x01 != 0:
+		return nil, errnoErr(unix.EINVAL, "MAC %v is multicast", mac)
+	case string(mac) == "\x00\x00\x00\x00\x00\x00":
+		return nil, errnoErr(unix.EINVAL, "MAC %v is all zeros", mac)
+	}
+	return append(net.HardwareAddr(nil), mac...), nil
+}
+
+// openNetns opens the namespace Config.Netns names. The caller owns the
+// handle. (The same rules as link/tap's.)
+func openNetns(name string) (netns.NsHandle, error) {
+	var path string
+	switch {
+	case name == "":
+		// The calling thread's namespace: lock so that Get reads this
+		// thread, which matters if the caller has locked it into a
+		// namespace of its own.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		ns, err := netns.Get()
+		if err != nil {
+			return -1, fmt.Errorf("current network namespace: %w", err)
+		}
+		return ns, nil
+	case filepath.IsAbs(name):
+		path = name
+	case strings.Contains(name, "/") || name == "." || name == "..":
+		return -1, errnoErr(unix.EINVAL, "netns %s: not a name under /run/netns or an absolute path", name)
+	default:
+		path = filepath.Join("/run/netns", name)
+	}
+	ns, err := netns.GetFromPath(path)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return -1, errnoErr(unix.ENOENT, "netns %s: no such network namespace", name)
+	case err != nil:
+		return -1, fmt.Errorf("netns %s: %w", name, err)
+	}
+	if t, err := unix.IoctlRetInt(int(ns), unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
+		ns.Close()
+		return -1, errnoErr(unix.EINVAL, "netns %s: not a network namespace", name)
+	}
+	return ns, nil
+}
+
+func describeNetns(name string) string {
+	if name == "" {
+		return "the current network namespace"
+	}
+	return name
+}
+
+// inNetns runs f on an OS thread switched into ns. It uses a goroutine of
+// its own so that, if the thread cannot be switched back, the thread is
+// left locked and Go discards it when the goroutine exits, instead of
+// running other goroutines in the wrong namespace.
+func inNetns(ns netns.NsHandle, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("current network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("setns back: %w", err) // thread stays locked
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// errnoError is an error whose message stands alone and which matches its
+// errno with errors.Is, so that callers can map it to a reply.
+type errnoError struct {
+	msg   string
+	errno syscall.Errno
+}
+
+func errnoErr(errno syscall.Errno, format string, args ...any) error {
+	return &errnoError{msg: fmt.Sprintf(format, args...), errno: errno}
+}
+
+func (e *errnoError) Error() string { return e.msg }
+func (e *errnoError) Unwrap() error { return e.errno }
