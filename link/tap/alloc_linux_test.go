@@ -103,7 +103,7 @@ func TestReceiveAllocs(t *testing.T) {
 				if _, err := unix.Write(peers[0], m); err != nil {
 					t.Fatal(err)
 				}
-				e.rings[0].receive(s)
+				e.rings[0].receiveInto(s)
 			})
 			if allocs != 0 {
 				t.Errorf("%v allocations per frame, want 0", allocs)
@@ -151,7 +151,7 @@ func BenchmarkReceive(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				unix.Write(peers[0], m)
-				e.rings[0].receive(s)
+				e.rings[0].receiveInto(s)
 			}
 			st := e.stats()
 			b.ReportMetric(float64(st.Copies)/float64(b.N), "copies/op")

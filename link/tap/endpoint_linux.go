@@ -41,8 +41,13 @@ import (
 // stack detaches (Attach(nil)).
 //
 // Locking: mu serialises Attach and release and guards the fields marked;
-// the data path takes no lock. The rings read dispatcher without the lock:
-// it is set before they start and cleared after they stop.
+// the data path takes no lock. The rings load the dispatcher atomically
+// (disp) for every frame and drop frames while none is attached.
+//
+// Detaching never waits for the rings: gVisor detaches a NIC while holding
+// its stack lock, and a ring delivering a frame may be waiting for that
+// same lock. The rings run from the first Attach until release, which is
+// never called with a stack lock held.
 type endpoint struct {
 	rings []*ring // one per queue; fixed
 	off   Offloads
@@ -56,9 +61,13 @@ type endpoint struct {
 
 	wg sync.WaitGroup // running rings
 
+	disp atomic.Pointer[dispatcherBox] // nil while detached
+
 	mu sync.Mutex
 	// +checklocks:mu
 	dispatcher stack.NetworkDispatcher
+	// +checklocks:mu
+	running bool // the rings have been started and not stopped
 	// +checklocks:mu
 	released bool
 	// +checklocks:mu
@@ -211,27 +220,37 @@ func (e *endpoint) Attach(d stack.NetworkDispatcher) {
 		}
 		return
 	}
-	switch {
-	case d == nil && e.dispatcher != nil:
-		e.stopLocked()
-		e.dispatcher = nil
-	case d != nil && e.dispatcher == nil:
-		e.dispatcher = d
-		for _, r := range e.rings {
-			r.stop.Store(false)
-			var b [8]byte
-			unix.Read(r.efd, b[:]) // a stop left over from last time
-			e.wg.Add(1)
-			go r.run(d)
-		}
+	e.dispatcher = d
+	if d == nil {
+		e.disp.Store(nil) // the rings drop frames from now on
+		return
+	}
+	e.disp.Store(&dispatcherBox{d})
+	if e.running {
+		return
+	}
+	e.running = true
+	for _, r := range e.rings {
+		r.stop.Store(false)
+		var b [8]byte
+		unix.Read(r.efd, b[:]) // a stop left over from last time
+		e.wg.Add(1)
+		go r.run()
 	}
 }
+
+// dispatcherBox lets an interface value live in an atomic.Pointer.
+type dispatcherBox struct{ d stack.NetworkDispatcher }
 
 // stopLocked tells the rings to stop and waits until they have. The rings
 // never take mu.
 //
 // +checklocks:e.mu
 func (e *endpoint) stopLocked() {
+	if !e.running {
+		return
+	}
+	e.running = false
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	for _, r := range e.rings {
@@ -248,8 +267,11 @@ func (e *endpoint) IsAttached() bool {
 	return e.dispatcher != nil
 }
 
-// Wait implements stack.LinkEndpoint: it waits for the readers to stop.
-func (e *endpoint) Wait() { e.wg.Wait() }
+// Wait implements stack.LinkEndpoint. It does not wait: the readers
+// belong to the device and run until release (Link.Close), which stops
+// them. gVisor calls Wait with its stack lock held, and a reader in the
+// middle of delivering a frame may be waiting for that lock.
+func (e *endpoint) Wait() {}
 
 // Close implements stack.LinkEndpoint.
 func (e *endpoint) Close() {
@@ -278,10 +300,10 @@ func (e *endpoint) release() error {
 		return nil
 	}
 	e.released = true
+	e.stopLocked()
 	if e.dispatcher == nil {
 		return e.closeFDsLocked()
 	}
-	e.stopLocked()
 	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err // the TAP stays open rather than risk a recycled fd
@@ -500,7 +522,7 @@ type ring struct {
 // run is the reader: it reads and delivers frames until told to stop or
 // the descriptor fails (the device was deleted). The goroutine stays
 // locked to its thread, so the pinned thread exits with it.
-func (r *ring) run(d stack.NetworkDispatcher) {
+func (r *ring) run() {
 	defer r.e.wg.Done()
 	runtime.LockOSThread()
 	if r.cpu >= 0 {
@@ -508,18 +530,30 @@ func (r *ring) run(d stack.NetworkDispatcher) {
 		set.Set(r.cpu)
 		unix.SchedSetaffinity(0, &set) // best effort: a cgroup may forbid it
 	}
-	for !r.stop.Load() && r.receive(d) {
+	for !r.stop.Load() && r.receive() {
 	}
 }
 
 // receive reads one frame and delivers it, waiting for one if there is
 // none. It returns false when the reader must stop.
-func (r *ring) receive(d stack.NetworkDispatcher) bool {
+func (r *ring) receive() bool {
+	var d stack.NetworkDispatcher
+	if box := r.e.disp.Load(); box != nil {
+		d = box.d
+	}
+	return r.receiveInto(d)
+}
+
+// receiveInto is receive with the dispatcher given; a nil dispatcher
+// (detached) drops the frame and reuses its buffers.
+func (r *ring) receiveInto(d stack.NetworkDispatcher) bool {
 	iov := r.iovecs()
 	n, _, errno := unix.RawSyscall(unix.SYS_READV, uintptr(r.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	switch errno {
 	case 0:
-		r.deliver(d, int(n))
+		if d != nil {
+			r.deliver(d, int(n))
+		}
 		return true
 	case unix.EAGAIN:
 		return r.wait()

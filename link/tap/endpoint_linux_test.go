@@ -496,7 +496,7 @@ func TestReceive(t *testing.T) {
 			}
 			send(t, peers[0], tc.f, tc.frame)
 			s := newSink()
-			if !e.rings[0].receive(s) {
+			if !e.rings[0].receiveInto(s) {
 				t.Fatal("receive stopped")
 			}
 			gotPkts := s.take(t)
@@ -532,7 +532,7 @@ func TestReceiveViews(t *testing.T) {
 	s := newSink()
 	for _, tc := range []struct{ payload, views int }{{100, 1}, {1400, 1}, {3000, 2}, {65000, 6}} {
 		send(t, peers[0], vnet.Fields{Flags: vnet.FlagDataValid}, frameOf(false, header.UDPProtocolNumber, tc.payload, ourMAC))
-		e.rings[0].receive(s)
+		e.rings[0].receiveInto(s)
 		g := <-s.ch
 		if g.views != tc.views {
 			t.Errorf("%d-byte payload: packet over %d views, want %d", tc.payload, g.views, tc.views)
@@ -554,7 +554,7 @@ func TestReceiveUSO(t *testing.T) {
 			partial(frame, v6, 6)
 			send(t, peers[0], vnet.Fields{Flags: 1, GSOType: vnet.GSOUDPL4, GSOSize: 1000, CsumStart: start, CsumOffset: 6, HdrLen: start + 8}, frame)
 			s := newSink()
-			e.rings[0].receive(s)
+			e.rings[0].receiveInto(s)
 			segs := s.take(t)
 			if len(segs) != 3 {
 				t.Fatalf("%d datagrams, want 3", len(segs))
@@ -588,11 +588,14 @@ func TestReceiveUSO(t *testing.T) {
 	}
 }
 
-// TestAttach: attaching starts a reader per queue that delivers frames;
-// detaching stops them; attaching again restarts them.
+// TestAttach: the first attach starts a reader per queue that delivers
+// frames; detaching never waits for them (gVisor detaches with its stack
+// lock held) but makes them drop frames; attaching again reuses them; and
+// release stops them.
 func TestAttach(t *testing.T) {
 	e, peers := testEndpoint(t, 2, allOffloads)
 	goroutines := runtime.NumGoroutine()
+	var running int
 	for round := range 2 {
 		s := newSink()
 		e.Attach(s)
@@ -609,13 +612,32 @@ func TestAttach(t *testing.T) {
 				t.Fatalf("round %d: no frame delivered", round)
 			}
 		}
+		if round == 0 {
+			running = runtime.NumGoroutine()
+		} else if n := runtime.NumGoroutine(); n > running {
+			t.Errorf("round %d: %d goroutines, %d in round 0: re-attach started more readers", round, n, running)
+		}
 		e.Attach(nil)
 		if e.IsAttached() {
 			t.Fatal("still attached")
 		}
-		if n := runtime.NumGoroutine(); n > goroutines {
-			t.Errorf("round %d: %d goroutines after detach, %d before attach", round, n, goroutines)
+		// A frame arriving while detached goes nowhere.
+		send(t, peers[0], vnet.Fields{}, frameOf(false, header.UDPProtocolNumber, 10, ourMAC))
+		select {
+		case <-s.ch:
+			t.Fatalf("round %d: frame delivered to a detached dispatcher", round)
+		case <-time.After(100 * time.Millisecond):
 		}
+	}
+	if err := e.release(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines {
+		t.Errorf("%d goroutines after release, %d before attach", n, goroutines)
 	}
 }
 
@@ -654,7 +676,7 @@ func TestDescriptorFailure(t *testing.T) {
 	}
 	e.Attach(newSink())
 	done := make(chan struct{})
-	go func() { e.Wait(); close(done) }()
+	go func() { e.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
