@@ -1,16 +1,13 @@
 package afpacket
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unicode"
 
@@ -21,6 +18,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/tapstack/tapstack/link"
+
+	"github.com/tapstack/tapstack/link/internal/host"
 )
 
 // resubscribeDelay paces re-subscription to link events after the kernel
@@ -77,7 +76,7 @@ func Create(cfg Config) (_ *link.Link, err error) {
 	case rings == 0:
 		rings = min(runtime.NumCPU(), 4)
 	case rings < 0 || rings > MaxRings:
-		return nil, errnoErr(unix.EINVAL, "afpacket %s: %d rings (want 1 to %d)", cfg.Name, rings, MaxRings)
+		return nil, host.Errorf(unix.EINVAL, "afpacket %s: %d rings (want 1 to %d)", cfg.Name, rings, MaxRings)
 	}
 	mode := cfg.RX
 	switch mode {
@@ -85,17 +84,17 @@ func Create(cfg Config) (_ *link.Link, err error) {
 		mode = RXRecvmmsg
 	case RXRing, RXRecvmmsg:
 	default:
-		return nil, errnoErr(unix.EINVAL, "afpacket %s: unknown receive mode %q (want %q or %q)", cfg.Name, mode, RXRing, RXRecvmmsg)
+		return nil, host.Errorf(unix.EINVAL, "afpacket %s: unknown receive mode %q (want %q or %q)", cfg.Name, mode, RXRing, RXRecvmmsg)
 	}
-	mac, err := stackMAC(cfg.MAC)
+	mac, err := host.StackMAC(cfg.MAC)
 	if err != nil {
 		return nil, err
 	}
-	ns, err := openNetns(cfg.Netns)
+	ns, err := host.OpenNetns(cfg.Netns)
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{name: cfg.Name, over: cfg.Over, where: describeNetns(cfg.Netns), ns: ns, done: make(chan struct{})}
+	d := &Device{name: cfg.Name, over: cfg.Over, where: host.DescribeNetns(cfg.Netns), ns: ns, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			if d.ep != nil {
@@ -117,7 +116,7 @@ func Create(cfg Config) (_ *link.Link, err error) {
 	case mtu == 0:
 		mtu = uint32(attrs.MTU)
 	case mtu > uint32(attrs.MTU):
-		return nil, errnoErr(unix.EINVAL, "afpacket %s: MTU %d exceeds %s's %d", cfg.Name, mtu, d.over, attrs.MTU)
+		return nil, host.Errorf(unix.EINVAL, "afpacket %s: MTU %d exceeds %s's %d", cfg.Name, mtu, d.over, attrs.MTU)
 	default:
 		d.fixedMTU = true
 	}
@@ -161,12 +160,12 @@ func (d *Device) lookup() (netlink.Link, error) {
 	kl, err := nl.LinkByName(d.over)
 	switch {
 	case errors.As(err, new(netlink.LinkNotFoundError)):
-		return nil, errnoErr(unix.ENODEV, "afpacket %s: no device %s in %s", d.name, d.over, d.where)
+		return nil, host.Errorf(unix.ENODEV, "afpacket %s: no device %s in %s", d.name, d.over, d.where)
 	case err != nil:
 		return nil, fmt.Errorf("look up %s in %s: %w", d.over, d.where, err)
 	}
 	if kl.Attrs().EncapType != "ether" || len(kl.Attrs().HardwareAddr) != 6 {
-		return nil, errnoErr(unix.EINVAL, "afpacket %s: %s in %s is not an Ethernet device (%s)", d.name, d.over, d.where, kl.Attrs().EncapType)
+		return nil, host.Errorf(unix.EINVAL, "afpacket %s: %s in %s is not an Ethernet device (%s)", d.name, d.over, d.where, kl.Attrs().EncapType)
 	}
 	return kl, nil
 }
@@ -174,7 +173,7 @@ func (d *Device) lookup() (netlink.Link, error) {
 // openRings creates the rings in the device's namespace, in one fanout
 // group, and turns promiscuity on (on ring 0's socket).
 func (d *Device) openRings(mode RXMode, n int) error {
-	err := inNetns(d.ns, func() error {
+	err := host.InNetns(d.ns, func() error {
 		var fanoutID uint16
 		for i := range n {
 			r, err := openRing(d.ep, mode, i, d.ifindex, n > 1, &fanoutID)
@@ -192,9 +191,9 @@ func (d *Device) openRings(mode RXMode, n int) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.EPERM):
-		return errnoErr(unix.EPERM, "afpacket %s over %s in %s: permission denied (needs CAP_NET_RAW): %v", d.name, d.over, d.where, err)
+		return host.Errorf(unix.EPERM, "afpacket %s over %s in %s: permission denied (needs CAP_NET_RAW): %v", d.name, d.over, d.where, err)
 	case errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO):
-		return errnoErr(unix.ENODEV, "afpacket %s: %s in %s went away: %v", d.name, d.over, d.where, err)
+		return host.Errorf(unix.ENODEV, "afpacket %s: %s in %s went away: %v", d.name, d.over, d.where, err)
 	}
 	return fmt.Errorf("afpacket %s over %s in %s: %w", d.name, d.over, d.where, err)
 }
@@ -325,11 +324,11 @@ func (d *Device) Close() error {
 func validName(name string) error {
 	switch {
 	case name == "":
-		return errnoErr(unix.EINVAL, "afpacket link name is empty")
+		return host.Errorf(unix.EINVAL, "afpacket link name is empty")
 	case len(name) > 31:
-		return errnoErr(unix.EINVAL, "afpacket link name %q too long (max 31)", name)
+		return host.Errorf(unix.EINVAL, "afpacket link name %q too long (max 31)", name)
 	case strings.ContainsAny(name, "/:") || strings.IndexFunc(name, unicode.IsSpace) >= 0:
-		return errnoErr(unix.EINVAL, "afpacket link name %q contains '/', ':' or white space", name)
+		return host.Errorf(unix.EINVAL, "afpacket link name %q contains '/', ':' or white space", name)
 	}
 	return nil
 }
@@ -338,120 +337,11 @@ func validName(name string) error {
 func validDevice(name string) error {
 	switch {
 	case name == "":
-		return errnoErr(unix.EINVAL, "afpacket needs a device to be over (--over)")
+		return host.Errorf(unix.EINVAL, "afpacket needs a device to be over (--over)")
 	case len(name) >= unix.IFNAMSIZ:
-		return errnoErr(unix.EINVAL, "device name %q too long (max %d)", name, unix.IFNAMSIZ-1)
+		return host.Errorf(unix.EINVAL, "device name %q too long (max %d)", name, unix.IFNAMSIZ-1)
 	case name == "." || name == ".." || strings.ContainsAny(name, "/:") || strings.IndexFunc(name, unicode.IsSpace) >= 0:
-		return errnoErr(unix.EINVAL, "bad device name %q", name)
+		return host.Errorf(unix.EINVAL, "bad device name %q", name)
 	}
 	return nil
 }
-
-// stackMAC validates mac, or makes a random locally administered unicast
-// one if it is nil. The result is the caller's.
-func stackMAC(mac net.HardwareAddr) (net.HardwareAddr, error) {
-	if mac == nil {
-		mac = make(net.HardwareAddr, 6)
-		rand.Read(mac)
-		mac[0] = mac[0]&^0x01 | 0x02
-		return mac, nil
-	}
-	switch {
-	case len(mac) != 6:
-		return nil, errnoErr(unix.EINVAL, "MAC %v is not an Ethernet address", mac)
-	case mac[0]&0x01 != 0:
-		return nil, errnoErr(unix.EINVAL, "MAC %v is multicast", mac)
-	case string(mac) == "\x00\x00\x00\x00\x00\x00":
-		return nil, errnoErr(unix.EINVAL, "MAC %v is all zeros", mac)
-	}
-	return append(net.HardwareAddr(nil), mac...), nil
-}
-
-// openNetns opens the namespace Config.Netns names. The caller owns the
-// handle. (The same rules as link/tap's.)
-func openNetns(name string) (netns.NsHandle, error) {
-	var path string
-	switch {
-	case name == "":
-		// The calling thread's namespace: lock so that Get reads this
-		// thread, which matters if the caller has locked it into a
-		// namespace of its own.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		ns, err := netns.Get()
-		if err != nil {
-			return -1, fmt.Errorf("current network namespace: %w", err)
-		}
-		return ns, nil
-	case filepath.IsAbs(name):
-		path = name
-	case strings.Contains(name, "/") || name == "." || name == "..":
-		return -1, errnoErr(unix.EINVAL, "netns %s: not a name under /run/netns or an absolute path", name)
-	default:
-		path = filepath.Join("/run/netns", name)
-	}
-	ns, err := netns.GetFromPath(path)
-	switch {
-	case errors.Is(err, unix.ENOENT):
-		return -1, errnoErr(unix.ENOENT, "netns %s: no such network namespace", name)
-	case err != nil:
-		return -1, fmt.Errorf("netns %s: %w", name, err)
-	}
-	if t, err := unix.IoctlRetInt(int(ns), unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
-		ns.Close()
-		return -1, errnoErr(unix.EINVAL, "netns %s: not a network namespace", name)
-	}
-	return ns, nil
-}
-
-func describeNetns(name string) string {
-	if name == "" {
-		return "the current network namespace"
-	}
-	return name
-}
-
-// inNetns runs f on an OS thread switched into ns. It uses a goroutine of
-// its own so that, if the thread cannot be switched back, the thread is
-// left locked and Go discards it when the goroutine exits, instead of
-// running other goroutines in the wrong namespace.
-func inNetns(ns netns.NsHandle, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("setns back: %w", err) // thread stays locked
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-// errnoError is an error whose message stands alone and which matches its
-// errno with errors.Is, so that callers can map it to a reply.
-type errnoError struct {
-	msg   string
-	errno syscall.Errno
-}
-
-func errnoErr(errno syscall.Errno, format string, args ...any) error {
-	return &errnoError{msg: fmt.Sprintf(format, args...), errno: errno}
-}
-
-func (e *errnoError) Error() string { return e.msg }
-func (e *errnoError) Unwrap() error { return e.errno }

@@ -9,6 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tapstack/tapstack/link/vnet"
+
+	"github.com/tapstack/tapstack/link/internal/host"
 )
 
 // TUNSETOFFLOAD flags (<linux/if_tun.h>; not in x/sys).
@@ -85,7 +87,7 @@ func queueCount(n int) (int, error) {
 	case n == 0:
 		return min(runtime.NumCPU(), 4), nil
 	case n < 0 || n > MaxQueues:
-		return 0, errnoErr(unix.EINVAL, "tap queues %d out of range 1..%d", n, MaxQueues)
+		return 0, host.Errorf(unix.EINVAL, "tap queues %d out of range 1..%d", n, MaxQueues)
 	}
 	return n, nil
 }

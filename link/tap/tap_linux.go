@@ -1,17 +1,13 @@
 package tap
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unicode"
 
@@ -21,6 +17,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/tapstack/tapstack/link"
+	"github.com/tapstack/tapstack/link/internal/host"
 	"github.com/tapstack/tapstack/link/vnet"
 )
 
@@ -79,15 +76,15 @@ func Create(cfg Config) (_ *link.Link, err error) {
 	if mtu == 0 {
 		mtu = 1500
 	}
-	mac, err := stackMAC(cfg.MAC)
+	mac, err := host.StackMAC(cfg.MAC)
 	if err != nil {
 		return nil, err
 	}
-	ns, err := openNetns(cfg.Netns)
+	ns, err := host.OpenNetns(cfg.Netns)
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{name: cfg.Name, where: describeNetns(cfg.Netns), ns: ns, done: make(chan struct{})}
+	d := &Device{name: cfg.Name, where: host.DescribeNetns(cfg.Netns), ns: ns, done: make(chan struct{})}
 	var fds []int
 	defer func() {
 		if err == nil {
@@ -180,7 +177,7 @@ func FromFD(fd int, cfg Config) (_ *link.Link, err error) {
 		}
 	}()
 	if fd < 0 {
-		return nil, errnoErr(unix.EBADF, "tap descriptor %d is not valid", fd)
+		return nil, host.Errorf(unix.EBADF, "tap descriptor %d is not valid", fd)
 	}
 	unix.CloseOnExec(fd)
 	ifr, err := unix.NewIfreq("")
@@ -188,11 +185,11 @@ func FromFD(fd int, cfg Config) (_ *link.Link, err error) {
 		return nil, err
 	}
 	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
-		return nil, errnoErr(unix.EINVAL, "descriptor %d is not a TUN/TAP device: TUNGETIFF: %v", fd, err)
+		return nil, host.Errorf(unix.EINVAL, "descriptor %d is not a TUN/TAP device: TUNGETIFF: %v", fd, err)
 	}
 	flags := ifr.Uint16()
 	if flags&(unix.IFF_TUN|unix.IFF_TAP) != unix.IFF_TAP || flags&unix.IFF_NO_PI == 0 {
-		return nil, errnoErr(unix.EINVAL, "device %s (descriptor %d) is not a TAP opened with IFF_NO_PI (flags %#x)", ifr.Name(), fd, flags)
+		return nil, host.Errorf(unix.EINVAL, "device %s (descriptor %d) is not a TAP opened with IFF_NO_PI (flags %#x)", ifr.Name(), fd, flags)
 	}
 	if cfg.Name == "" {
 		cfg.Name = ifr.Name()
@@ -201,17 +198,17 @@ func FromFD(fd int, cfg Config) (_ *link.Link, err error) {
 		return nil, err
 	}
 	if ifr.Name() != cfg.Name {
-		return nil, errnoErr(unix.EINVAL, "descriptor %d is TAP %s, not %s", fd, ifr.Name(), cfg.Name)
+		return nil, host.Errorf(unix.EINVAL, "descriptor %d is TAP %s, not %s", fd, ifr.Name(), cfg.Name)
 	}
 	mtu := cfg.MTU
 	if mtu == 0 {
 		mtu = 1500
 	}
-	mac, err := stackMAC(cfg.MAC)
+	mac, err := host.StackMAC(cfg.MAC)
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{name: cfg.Name, where: describeNetns(cfg.Netns), ns: -1, done: make(chan struct{}), byFD: true}
+	d := &Device{name: cfg.Name, where: host.DescribeNetns(cfg.Netns), ns: -1, done: make(chan struct{}), byFD: true}
 	// The opener chose the header: offloads need IFF_VNET_HDR.
 	vnetHdr := flags&unix.IFF_VNET_HDR != 0
 	off, err := setUpQueues([]int{fd}, vnetHdr, vnetHdr && !cfg.NoOffload)
@@ -233,86 +230,21 @@ func FromFD(fd int, cfg Config) (_ *link.Link, err error) {
 func validName(name string) error {
 	switch {
 	case name == "":
-		return errnoErr(unix.EINVAL, "tap name is empty")
+		return host.Errorf(unix.EINVAL, "tap name is empty")
 	case len(name) >= unix.IFNAMSIZ:
-		return errnoErr(unix.EINVAL, "tap name %q too long (max %d)", name, unix.IFNAMSIZ-1)
+		return host.Errorf(unix.EINVAL, "tap name %q too long (max %d)", name, unix.IFNAMSIZ-1)
 	case name == "." || name == "..":
-		return errnoErr(unix.EINVAL, "tap name %q is reserved", name)
+		return host.Errorf(unix.EINVAL, "tap name %q is reserved", name)
 	case strings.ContainsAny(name, "/:%"):
-		return errnoErr(unix.EINVAL, "tap name %q contains '/', ':' or '%%'", name)
+		return host.Errorf(unix.EINVAL, "tap name %q contains '/', ':' or '%%'", name)
 	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
-		return errnoErr(unix.EINVAL, "tap name %q contains white space", name)
+		return host.Errorf(unix.EINVAL, "tap name %q contains white space", name)
 	}
 	return nil
 }
 
-// stackMAC validates mac, or makes a random locally administered unicast
-// one if it is nil. The result is the caller's.
-func stackMAC(mac net.HardwareAddr) (net.HardwareAddr, error) {
-	if mac == nil {
-		mac = make(net.HardwareAddr, 6)
-		rand.Read(mac)
-		mac[0] = mac[0]&^0x01 | 0x02
-		return mac, nil
-	}
-	switch {
-	case len(mac) != 6:
-		return nil, errnoErr(unix.EINVAL, "MAC %v is not an Ethernet address", mac)
-	case mac[0]&0x01 != 0:
-		return nil, errnoErr(unix.EINVAL, "MAC %v is multicast", mac)
-	case string(mac) == "\x00\x00\x00\x00\x00\x00":
-		return nil, errnoErr(unix.EINVAL, "MAC %v is all zeros", mac)
-	}
-	return append(net.HardwareAddr(nil), mac...), nil
-}
-
-// openNetns opens the namespace Config.Netns names. The caller owns the
-// handle.
-func openNetns(name string) (netns.NsHandle, error) {
-	var path string
-	switch {
-	case name == "":
-		// The calling thread's namespace: lock so that Get reads this
-		// thread, which matters if the caller has locked it into a
-		// namespace of its own.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		ns, err := netns.Get()
-		if err != nil {
-			return -1, fmt.Errorf("current network namespace: %w", err)
-		}
-		return ns, nil
-	case filepath.IsAbs(name):
-		path = name
-	case strings.Contains(name, "/") || name == "." || name == "..":
-		return -1, errnoErr(unix.EINVAL, "netns %s: not a name under /run/netns or an absolute path", name)
-	default:
-		path = filepath.Join("/run/netns", name)
-	}
-	ns, err := netns.GetFromPath(path)
-	switch {
-	case errors.Is(err, unix.ENOENT):
-		return -1, errnoErr(unix.ENOENT, "netns %s: no such network namespace", name)
-	case err != nil:
-		return -1, fmt.Errorf("netns %s: %w", name, err)
-	}
-	// Fail here, with a clear message, rather than at setns.
-	if t, err := unix.IoctlRetInt(int(ns), unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
-		ns.Close()
-		return -1, errnoErr(unix.EINVAL, "netns %s: not a network namespace", name)
-	}
-	return ns, nil
-}
-
-func describeNetns(name string) string {
-	if name == "" {
-		return "the current network namespace"
-	}
-	return name
-}
-
 func (d *Device) exists() error {
-	return errnoErr(unix.EEXIST, "device %s already exists in %s", d.name, d.where)
+	return host.Errorf(unix.EEXIST, "device %s already exists in %s", d.name, d.where)
 }
 
 // open creates the TAP device in d.ns with the given number of queues,
@@ -328,7 +260,7 @@ func (d *Device) open(queues int, vnetHdr bool) ([]int, error) {
 		flags |= unix.IFF_MULTI_QUEUE
 	}
 	var fds []int
-	err := inNetns(d.ns, func() error {
+	err := host.InNetns(d.ns, func() error {
 		// The namespace of the device is that of the thread that opens
 		// /dev/net/tun, so the opens must happen in d.ns too. Each
 		// TUNSETIFF with IFF_MULTI_QUEUE on the same name adds a queue.
@@ -360,44 +292,13 @@ func (d *Device) open(queues int, vnetHdr bool) ([]int, error) {
 		// Another process created the name since we looked.
 		return nil, d.exists()
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV):
-		return nil, errnoErr(unix.ENODEV, "create %s in %s: /dev/net/tun is missing (is the tun module loaded?)", d.name, d.where)
+		return nil, host.Errorf(unix.ENODEV, "create %s in %s: /dev/net/tun is missing (is the tun module loaded?)", d.name, d.where)
 	case errors.Is(err, unix.EPERM):
-		return nil, errnoErr(unix.EPERM, "create %s in %s: permission denied (needs CAP_NET_ADMIN)", d.name, d.where)
+		return nil, host.Errorf(unix.EPERM, "create %s in %s: permission denied (needs CAP_NET_ADMIN)", d.name, d.where)
 	case err != nil:
 		return nil, fmt.Errorf("create %s in %s: %w", d.name, d.where, err)
 	}
 	return fds, nil
-}
-
-// inNetns runs f on an OS thread switched into ns. It uses a goroutine of
-// its own so that, if the thread cannot be switched back, the thread is
-// left locked and Go discards it when the goroutine exits, instead of
-// running other goroutines in the wrong namespace.
-func inNetns(ns netns.NsHandle, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("setns back: %w", err) // thread stays locked
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 // subscribe starts a subscription to link events in d.ns, beginning with
@@ -495,12 +396,12 @@ func (d *Device) Stats() Stats { return d.ep.stats() }
 // plus the same on tapstack's side.
 func (d *Device) SetMTU(mtu uint32) error {
 	if d.byFD {
-		return errnoErr(unix.ENOTSUP, "set mtu on %s: the device was passed by descriptor; set the MTU in %s", d.name, d.where)
+		return host.Errorf(unix.ENOTSUP, "set mtu on %s: the device was passed by descriptor; set the MTU in %s", d.name, d.where)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.nl == nil {
-		return errnoErr(unix.ENXIO, "set mtu on %s: device deleted", d.name)
+		return host.Errorf(unix.ENXIO, "set mtu on %s: device deleted", d.name)
 	}
 	kl := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: d.ifindex}}
 	if err := d.nl.LinkSetMTU(kl, int(mtu)); err != nil {
@@ -530,17 +431,3 @@ func (d *Device) Close() error {
 	})
 	return d.closeErr
 }
-
-// errnoError is an error whose message stands alone and which matches its
-// errno with errors.Is, so that callers can map it to a reply.
-type errnoError struct {
-	msg   string
-	errno syscall.Errno
-}
-
-func errnoErr(errno syscall.Errno, format string, args ...any) error {
-	return &errnoError{msg: fmt.Sprintf(format, args...), errno: errno}
-}
-
-func (e *errnoError) Error() string { return e.msg }
-func (e *errnoError) Unwrap() error { return e.errno }
