@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapstack/tapstack/internal/netnstest"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -496,7 +498,7 @@ func TestAddForwardErrors(t *testing.T) {
 		// The IPv4 half of a wildcard forward opens, the IPv6 half finds
 		// its port held: the IPv4 socket must be closed again.
 		if !inbHasIPv6Loopback() {
-			t.Skip("no IPv6 on this host")
+			netnstest.Unavailable(t, "no IPv6 on this host")
 		}
 		held, err := net.Listen("tcp6", "[::]:0")
 		if err != nil {
@@ -601,7 +603,7 @@ func TestForwardTCPLoopbackClient(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.network == "tcp6" && !inbHasIPv6Loopback() {
-				t.Skip("no IPv6 loopback on this host")
+				netnstest.Unavailable(t, "no IPv6 loopback on this host")
 			}
 			port := inbFreePort(t, tc.network, tc.dial)
 			f, err := e.gw.AddForward(mustParseForward(t, fmt.Sprintf(tc.spec, port)))
@@ -787,7 +789,7 @@ func TestForwardUDP(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.network == "udp6" && !inbHasIPv6Loopback() {
-				t.Skip("no IPv6 loopback on this host")
+				netnstest.Unavailable(t, "no IPv6 loopback on this host")
 			}
 			port := inbFreePort(t, tc.network, tc.dial)
 			f, err := e.gw.AddForward(mustParseForward(t, fmt.Sprintf(tc.spec, port)))

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapstack/tapstack/internal/netnstest"
+
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -332,7 +334,7 @@ func tcpServer(t *testing.T, addr string, handle func(net.Conn)) netip.AddrPort 
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("no host loopback listener on %s: %v", addr, err)
+		netnstest.Unavailable(t, "no host loopback listener on %s: %v", addr, err)
 	}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { l.Close(); wg.Wait() })
@@ -358,7 +360,7 @@ func closedPort(t *testing.T, addr string) uint16 {
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("no host loopback listener on %s: %v", addr, err)
+		netnstest.Unavailable(t, "no host loopback listener on %s: %v", addr, err)
 	}
 	port := l.Addr().(*net.TCPAddr).AddrPort().Port()
 	l.Close()
@@ -504,7 +506,7 @@ func udpServer(t *testing.T, addr string) (netip.AddrPort, *atomic.Int64) {
 	t.Helper()
 	c, err := net.ListenPacket("udp", addr)
 	if err != nil {
-		t.Skipf("no host loopback UDP socket on %s: %v", addr, err)
+		netnstest.Unavailable(t, "no host loopback UDP socket on %s: %v", addr, err)
 	}
 	var got atomic.Int64
 	var wg sync.WaitGroup

@@ -3,6 +3,8 @@ package ifmgr
 import (
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/tapstack/tapstack/ctl"
 )
 
@@ -85,5 +87,19 @@ func TestProps(t *testing.T) {
 	}
 	if v := get(ctl.Prop{Proto: "ipv4", Name: "forwarding", Flags: ctl.MOD_PROP_ACTIVE}); v != "on" {
 		t.Errorf("global forwarding %s", v)
+	}
+}
+
+// TestPropNamesMatchCtl keeps ctl.PropNames, the list tapadm ipadm
+// show-prop walks, equal to the properties the daemon implements, and
+// checks show-prop's assumption that every tunable is reachable under ip.
+func TestPropNamesMatchCtl(t *testing.T) {
+	if d := cmp.Diff(ctl.PropNames, Props()); d != "" {
+		t.Errorf("ctl.PropNames differs from ifmgr.Props() (-ctl +ifmgr):\n%s", d)
+	}
+	for name, tun := range tunables {
+		if !hasProto(tun, "ip") {
+			t.Errorf("tunable %s is not reachable under protocol ip", name)
+		}
 	}
 }

@@ -1,5 +1,6 @@
 // Command tapadm administers tapstackd in the illumos vocabulary: ifconfig,
-// dladm and netstat (cli.md). It turns each command line into requests on
+// dladm, netstat, route and ipadm (cli.md), and any if_tcp(7P) request by
+// name (tapadm request). It turns each command line into requests on
 // the daemon's control socket and formats the answers as the illumos tools
 // do; every show command also takes -o json.
 //
@@ -105,6 +106,12 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.snoop(ctx, rest)
 	case "gateway":
 		return a.gateway(ctx, rest)
+	case "route":
+		return a.route(ctx, rest)
+	case "ipadm":
+		return a.ipadm(ctx, rest)
+	case "request":
+		return a.request(ctx, rest)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(a.stdout, usage)
 		return err
@@ -116,7 +123,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 const usage = `usage: tapadm [--ctl PATH] COMMAND [ARGS]
 
 Commands:
-` + ifconfigUsage + dladmUsage + netstatUsage + pingUsage + snoopUsage + gatewayUsage + `  tapadm help
+` + ifconfigUsage + dladmUsage + netstatUsage + pingUsage + snoopUsage + gatewayUsage + routeUsage + ipadmUsage + requestUsage + `  tapadm help
 
 The control socket is --ctl PATH, else $TAPSTACK_CTL, else ` + ctl.DefaultSocket + `.
 `
@@ -150,6 +157,12 @@ func (e *usageError) synopsis() string {
 		return snoopUsage
 	case "gateway":
 		return gatewayUsage
+	case "route":
+		return routeUsage
+	case "ipadm":
+		return ipadmUsage
+	case "request":
+		return requestUsage
 	default:
 		return usage
 	}

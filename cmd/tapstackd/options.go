@@ -16,6 +16,7 @@ import (
 	"github.com/tapstack/tapstack/ctl"
 	"github.com/tapstack/tapstack/gateway"
 	"github.com/tapstack/tapstack/internal/daemon"
+	"github.com/tapstack/tapstack/link/tap"
 )
 
 // options are tapstackd's flags, for both the daemon and `run`.
@@ -29,6 +30,7 @@ type options struct {
 	configure  bool
 	tap        string
 	mtu        uint
+	queues     int
 	cidr       prefixFlag
 	ipv6       bool
 	mac        string
@@ -47,7 +49,7 @@ type options struct {
 // gatewayFlags are the flags that only make sense with a namespace; the
 // daemon refuses them without --netns.
 var gatewayFlags = []string{
-	"configure", "tap", "mtu", "cidr", "ipv6", "mac", "allow-host-loopback", "outbound-addr",
+	"configure", "tap", "mtu", "queues", "cidr", "ipv6", "mac", "allow-host-loopback", "outbound-addr",
 	"outbound-if", "masquerade-forwards", "disable-dns", "resolv-conf", "udp-timeout", "p",
 }
 
@@ -67,6 +69,7 @@ func newFlagSet(name string, o *options, forRun bool) *flag.FlagSet {
 	}
 	fs.StringVar(&o.tap, "tap", daemon.DefaultTapName, "name of the TAP device in the namespace")
 	fs.UintVar(&o.mtu, "mtu", daemon.DefaultMTU, fmt.Sprintf("MTU of the namespace link (max %d)", daemon.MaxMTU))
+	fs.IntVar(&o.queues, "queues", 0, fmt.Sprintf("TAP queues (default min(CPUs, 4), max %d)", tap.MaxQueues))
 	fs.Var(&o.cidr, "cidr", "the namespace's IPv4 subnet: gateway .2, DNS .3, namespace .100 (default "+gateway.DefaultCIDR.String()+")")
 	fs.BoolVar(&o.ipv6, "ipv6", true, "also serve IPv6 on fd00::/64 (gateway fd00::2, DNS fd00::3, namespace fd00::100); --ipv6=false to disable")
 	fs.StringVar(&o.mac, "mac", "", "MAC address of the namespace side (with --configure)")
@@ -133,6 +136,7 @@ func (o *options) namespaceConfig(log *slog.Logger) (daemon.NamespaceConfig, err
 		TapName:   o.tap,
 		Configure: o.configure,
 		MTU:       uint32(o.mtu),
+		Queues:    o.queues,
 		CIDR:      o.cidr.p,
 		IPv6:      o.ipv6,
 		Forwards:  o.forwards.fs,

@@ -68,6 +68,8 @@ type NamespaceConfig struct {
 	Configure bool
 	// MTU of the link, both sides; 0 means DefaultMTU; at most MaxMTU.
 	MTU uint32
+	// Queues is the TAP's queue count; 0 means tap.Config's default.
+	Queues int
 	// CIDR is the namespace's IPv4 subnet; the zero Prefix means
 	// gateway.DefaultCIDR (10.0.2.0/24). The gateway is .2, the DNS
 	// forwarder .3, the namespace .100, so the prefix is /25 or shorter.
@@ -341,7 +343,7 @@ func (d *Daemon) ConnectNamespace(cfg NamespaceConfig) (_ *Namespace, err error)
 	if open == nil {
 		open = tap.Create
 	}
-	l, err := open(tap.Config{Name: cfg.TapName, Netns: target.path, MTU: cfg.MTU})
+	l, err := open(tap.Config{Name: cfg.TapName, Netns: target.path, MTU: cfg.MTU, Queues: cfg.Queues})
 	if err != nil {
 		return nil, nsErrorf(errnoOr(err, ctl.EINVAL), "%v", errMsg(err))
 	}

@@ -50,7 +50,7 @@ func requireCmds(t *testing.T, cmds ...string) {
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%v (make deps installs it)", err)
 			}
-			t.Skipf("%v (make deps installs it)", err)
+			netnstest.Unavailable(t, "%v (make deps installs it)", err)
 		}
 	}
 }

@@ -178,3 +178,15 @@ func run(ctx context.Context, name string, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// Unavailable reports that something a test needs from the machine (a
+// command, IPv6, a loopback address) is missing: outside CI the test
+// skips with the reason; under CI=true, where `make deps` installs
+// everything, it fails.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if inCI() {
+		t.Fatalf("missing in CI: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}

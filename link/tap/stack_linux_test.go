@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapstack/tapstack/internal/netnstest"
+
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -55,7 +57,7 @@ func newStackLink(t testing.TB, cfg tap.Config) *stackLink {
 	t.Helper()
 	requireRoot(t)
 	if _, err := exec.LookPath("socat"); err != nil {
-		t.Skip("needs socat")
+		netnstest.Unavailable(t, "needs socat (make deps installs it)")
 	}
 	ns := newNetns(t)
 	cfg.Name = "tap" + suffix()[:6]

@@ -46,7 +46,7 @@ func newNSSetup(t *testing.T) *nsSetup {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("iperf3 missing under CI=true: %v (make deps installs it)", err)
 		}
-		t.Skipf("skipping: %v; run make deps", err)
+		netnstest.Unavailable(t, "%v; run make deps", err)
 	}
 	ns := netnstest.NewNetns(t)
 	// Cleanups run last first: the server, then the link, then the stack.

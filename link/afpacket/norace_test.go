@@ -1,5 +1,0 @@
-//go:build !race
-
-package afpacket
-
-const raceEnabled = false
