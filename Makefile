@@ -20,7 +20,7 @@ DEB_COMMANDS := ip ping tcpdump arping socat iperf3 ndisc6 nc dnsmasq curl
 # Also look where Debian puts them: root's PATH under sudo may lack sbin.
 SEARCH_PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
 
-.PHONY: all help deps build test demo bench fmt clean
+.PHONY: all help deps build test demo bench bench-go fmt clean
 
 all: build
 
@@ -29,7 +29,8 @@ help:
 	@echo 'make build  build bin/tapstackd and bin/tapadm'
 	@echo 'make test   go vet and the race-enabled tests (netns tests need root: sudo make test)'
 	@echo 'make demo   run scripts/demo.sh (root)'
-	@echo 'make bench  run the benchmarks'
+	@echo 'make bench  tapstack vs slirp4netns, pasta and veth; table, JSON, PNG in bench-out/ (root)'
+	@echo 'make bench-go  every Go benchmark, once'
 	@echo 'make fmt    gofmt the tree'
 	@echo 'make clean  remove build outputs'
 
@@ -71,12 +72,24 @@ test: deps
 demo: deps build
 	bash scripts/demo.sh
 
-# Placeholder until the benchmark suite exists: every Go benchmark, no tests.
-bench:
-	$(GO) test -run '^$$' -bench . ./...
+# scripts/bench: tapstack against slirp4netns, pasta and veth (root;
+# BENCH_TIME=seconds per iperf3 run, default 5; results in bench-out/).
+# gnuplot draws the chart; it is installed when missing.
+bench: deps build
+	@PATH="$(SEARCH_PATH)"; for c in slirp4netns pasta gnuplot; do \
+		command -v $$c >/dev/null 2>&1 && continue; \
+		case $$c in gnuplot) p=gnuplot-nox;; pasta) p=passt;; *) p=$$c;; esac; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y $$p || exit 1; \
+	done
+	$(GO) build -o $(BIN)/bench ./scripts/bench
+	$(BIN)/bench -o bench-out
+
+# Every Go benchmark once, no tests.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 fmt:
 	find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -exec gofmt -s -w {} +
 
 clean:
-	rm -rf $(BIN) coverage.out
+	rm -rf $(BIN) coverage.out bench-out

@@ -1,0 +1,117 @@
+// Command bench runs tapstack side by side with slirp4netns, pasta and a
+// kernel veth pair: iperf3 both ways at two MTUs with 1 and 4 streams,
+// TCP request/response latency, connections per second, and the daemon's
+// CPU and RSS. It prints a Markdown table with each figure as a ratio to
+// slirp4netns and to veth, and writes bench.json and bench.png.
+//
+//	make bench                      # or: go run ./scripts/bench [-o DIR]
+//	BENCH_TIME=3 make bench         # seconds per iperf3 run (default 5)
+//
+// It needs root, iperf3, slirp4netns and pasta, and bin/tapstackd and
+// bin/tapadm (make build). Every configuration gets a fresh namespace
+// tsb-CFG-PID, torn down afterwards, also on failure and Ctrl-C; a
+// configuration that fails is reported as "fail" and the run goes on.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	out := flag.String("o", "bench-out", "output directory")
+	bin := flag.String("bin", "bin", "directory holding tapstackd and tapadm")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (network namespaces)")
+	}
+	secs := 5
+	if s := os.Getenv("BENCH_TIME"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return fmt.Errorf("BENCH_TIME=%q: want whole seconds", s)
+		}
+		secs = n
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "tsb-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
+	b := &bench{
+		ctx:    ctx,
+		secs:   secs,
+		tmp:    tmp,
+		daemon: abs(filepath.Join(*bin, "tapstackd")),
+		adm:    abs(filepath.Join(*bin, "tapadm")),
+		rr:     filepath.Join(tmp, "rr"),
+		pid:    os.Getpid(),
+		queues: min(runtime.NumCPU(), 4),
+	}
+	for _, f := range []string{b.daemon, b.adm} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("%v (run make build)", err)
+		}
+	}
+	fmt.Println("building the request/response tool")
+	if o, err := command(ctx, "go", "build", "-o", b.rr, "./scripts/bench/rr"); err != nil {
+		return fmt.Errorf("go build rr: %v: %s", err, o)
+	}
+
+	rep := report{Machine: machine(), Seconds: secs}
+	cfgs := b.configs()
+	b.total = len(cfgs) * (len(throughputCols) + 2) // + request/response and connections
+	for _, c := range cfgs {
+		if ctx.Err() != nil {
+			break
+		}
+		rep.Results = append(rep.Results, b.measure(c))
+	}
+	if ctx.Err() != nil {
+		fmt.Println("interrupted; reporting what was measured")
+	}
+	table := rep.markdown()
+	fmt.Println()
+	fmt.Println(rep.Machine.line())
+	fmt.Println()
+	fmt.Print(table)
+	if err := rep.write(*out, table); err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote bench.json, bench.md and bench.png in %s\n", *out)
+	return nil
+}
+
+// command runs a command and returns its combined output.
+func command(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := execCommand(ctx, name, args...).CombinedOutput()
+	return string(out), err
+}
+
+// progress prints one numbered progress line.
+func (b *bench) progress(format string, args ...any) {
+	b.step++
+	fmt.Printf("[%d/%d] %s\n", b.step, b.total, fmt.Sprintf(format, args...))
+}
