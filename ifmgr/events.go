@@ -33,11 +33,23 @@ type Event struct {
 }
 
 // Subscribe calls f for every later event, in order, outside the
-// manager's lock. f must not block for long.
-func (m *Manager) Subscribe(f func(Event)) {
+// manager's lock, until cancel is called. f must not block and must not
+// issue set-requests.
+func (m *Manager) Subscribe(f func(Event)) (cancel func()) {
 	m.evMu.Lock()
 	defer m.evMu.Unlock()
-	m.subs = append(m.subs, f)
+	p := &f
+	m.subs = append(m.subs, p)
+	return func() {
+		m.evMu.Lock()
+		defer m.evMu.Unlock()
+		for i, x := range m.subs {
+			if x == p {
+				m.subs = append(m.subs[:i], m.subs[i+1:]...)
+				return
+			}
+		}
+	}
 }
 
 // emitLocked queues an event about unit u; mu must be held exclusively.
@@ -56,7 +68,7 @@ func (m *Manager) unlockAndDeliver() {
 	defer m.evMu.Unlock()
 	for _, ev := range evs {
 		for _, f := range m.subs {
-			f(ev)
+			(*f)(ev)
 		}
 	}
 }

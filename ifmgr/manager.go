@@ -67,7 +67,7 @@ type Manager struct {
 	pending []Event
 
 	evMu sync.Mutex // guards subs; held while delivering, so delivery is ordered
-	subs []func(Event)
+	subs []*func(Event)
 }
 
 type illType struct {

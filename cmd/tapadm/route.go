@@ -16,6 +16,7 @@ import (
 const routeUsage = `  tapadm route add|delete [-inet6] [-net|-host] DEST[/PLEN]|default GATEWAY
         [-netmask M] [-ifp IF] [-interface]
   tapadm route get [-inet6] DEST|default [-o json]
+  tapadm route monitor [-c N] [-o json]
 `
 
 func routeUsagef(format string, args ...any) error {
@@ -218,6 +219,9 @@ func parseRouteMask(s string, fam ctl.Family) (netip.Addr, error) {
 
 // route runs the route verb.
 func (a *app) route(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "monitor" {
+		return a.routeMonitor(ctx, args[1:])
+	}
 	cmd, err := parseRoute(args)
 	if err != nil {
 		return err

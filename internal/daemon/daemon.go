@@ -313,6 +313,12 @@ func (d *Daemon) dispatch(caller ifmgr.Caller, req *ctl.Request) (any, error) {
 			return nil, err
 		}
 		return d.ping(a)
+	case "events":
+		var a ctl.Events
+		if err := decode(req, &a); err != nil {
+			return nil, err
+		}
+		return d.events(a)
 	case "snoop":
 		var a ctl.Snoop
 		if err := decode(req, &a); err != nil {
