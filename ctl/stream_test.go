@@ -55,6 +55,7 @@ func newStreamServer(t *testing.T, serve func(Request) []Response) *streamServer
 			for _, resp := range serve(req) {
 				resp.ID = req.ID
 				if enc.Encode(resp) != nil {
+					close(s.hungUp) // the client closed while we wrote
 					return
 				}
 			}
