@@ -96,7 +96,10 @@ func New(cfg Config) (*Manager, error) {
 		m.routes = route.New(cfg.Stack)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer func() {
+		m.pending = nil // no one can have subscribed yet
+		m.mu.Unlock()
+	}()
 	for _, v6 := range []bool{false, true} {
 		if err := m.plumbLoopbackLocked(v6); err != nil {
 			return nil, err
