@@ -45,8 +45,14 @@ const (
 	tcpMaxConns = 4096
 	// tcpDialTimeout bounds one host connect.
 	tcpDialTimeout = 30 * time.Second
-	// tcpCopyBuf is the size of each direction's copy buffer.
+	// tcpCopyBuf is the size each direction's copy buffer starts at;
+	// tcpBulkBuf the size it grows to once a read fills it (a bulk
+	// transfer), so idle and interactive connections stay small. Measured
+	// host→namespace with iperf3 -R at MTU 1500 in interleaved runs on a
+	// noisy 2-core machine: 5.2–8.3 Gbit/s with 32 KiB only, 7.1–10.4
+	// growing to 256 KiB.
 	tcpCopyBuf = 32 << 10
+	tcpBulkBuf = 256 << 10
 )
 
 // tcpRelay is the TCP path of one gateway.
@@ -228,9 +234,15 @@ type splice struct {
 // copy relays src to dst until src ends. End of file becomes a
 // half-close of dst; any error aborts the whole connection.
 func (sp *splice) copy(dst, src net.Conn) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
+	small := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(small)
+	var bulk *[]byte
+	defer func() {
+		if bulk != nil {
+			bulkBufs.Put(bulk)
+		}
+	}()
+	buf := *small
 	var err error
 	for {
 		n, rerr := src.Read(buf)
@@ -245,6 +257,11 @@ func (sp *splice) copy(dst, src net.Conn) {
 				err = rerr
 			}
 			break
+		}
+		if n == len(buf) && bulk == nil {
+			// A full read: a bulk transfer; go on with the large buffer.
+			bulk = bulkBufs.Get().(*[]byte)
+			buf = *bulk
 		}
 	}
 	if err != nil {
@@ -288,10 +305,16 @@ func abortHost(c net.Conn) {
 	c.Close()
 }
 
-var copyBufs = sync.Pool{New: func() any {
-	b := make([]byte, tcpCopyBuf)
-	return &b
-}}
+var (
+	copyBufs = sync.Pool{New: func() any {
+		b := make([]byte, tcpCopyBuf)
+		return &b
+	}}
+	bulkBufs = sync.Pool{New: func() any {
+		b := make([]byte, tcpBulkBuf)
+		return &b
+	}}
+)
 
 // errHandleLocal says why a gateway cannot run on a stack built by
 // stack.New: gVisor drops every packet arriving on a promiscuous NIC when
