@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unicode"
 
 	"github.com/vishvananda/netlink"
@@ -21,10 +20,6 @@ import (
 
 	"github.com/tapstack/tapstack/link/internal/host"
 )
-
-// resubscribeDelay paces re-subscription to link events after the kernel
-// dropped the subscription (ENOBUFS after a burst of events).
-const resubscribeDelay = time.Second
 
 // maxGSO is the largest GSO frame the link hands the kernel (the legacy
 // 64 KiB limit; see the package doc on BIG TCP).
@@ -137,7 +132,7 @@ func Create(cfg Config) (_ *link.Link, err error) {
 	// A change since kl was read is not lost: the subscription starts
 	// with a dump of the current state (ListExisting), and Link drops
 	// what repeats the state it has.
-	ch, err := d.subscribe()
+	ch, err := host.SubscribeLinks(d.ns, d.done)
 	if err != nil {
 		return nil, fmt.Errorf("watch %s in %s: %w", d.over, d.where, err)
 	}
@@ -219,61 +214,29 @@ func allowedCPUs() []int {
 	return cpus
 }
 
-// subscribe starts a subscription to link events in d.ns, beginning with
-// a dump of the current links. The channel is closed when d.done closes or
-// the subscription fails.
-func (d *Device) subscribe() (<-chan netlink.LinkUpdate, error) {
-	ch := make(chan netlink.LinkUpdate, 16)
-	err := netlink.LinkSubscribeWithOptions(ch, d.done, netlink.LinkSubscribeOptions{
-		Namespace:    &d.ns,
-		ListExisting: true,
-	})
-	return ch, err
-}
-
 // watch turns the device's state into notifications until Close,
 // re-subscribing if the kernel drops the subscription. It owns d.ns and
 // closes it on exit.
 func (d *Device) watch(ch <-chan netlink.LinkUpdate) {
 	defer d.ns.Close()
-	gone := false // the device was deleted behind our back
-	for {
-		// Read to the end even once gone: the subscription's goroutine
-		// blocks until its channel is read.
-		for u := range ch {
-			if gone || int(u.Index) != d.ifindex {
-				continue
-			}
-			if u.Header.Type == unix.RTM_DELLINK {
-				gone = true
-				d.link.Notify(link.Notification{Kind: link.NoteLinkDown})
-				continue
-			}
-			if !d.fixedMTU && u.Attrs() != nil && u.Attrs().MTU > 0 {
-				if mtu := uint32(u.Attrs().MTU); mtu != d.sdu.Load() {
-					d.ep.SetMTU(mtu)
-					d.sdu.Store(mtu)
-					d.link.Notify(link.Notification{Kind: link.NoteSDUSize, SDU: mtu})
-				}
-			}
-			kind := link.NoteLinkDown
-			if carrier(u.Flags) {
-				kind = link.NoteLinkUp
-			}
-			d.link.Notify(link.Notification{Kind: kind})
+	host.WatchLink(d.ns, d.ifindex, d.done, ch, func(u netlink.LinkUpdate) {
+		if u.Header.Type == unix.RTM_DELLINK {
+			d.link.Notify(link.Notification{Kind: link.NoteLinkDown})
+			return
 		}
-		for {
-			select {
-			case <-d.done:
-				return
-			case <-time.After(resubscribeDelay):
-			}
-			var err error
-			if ch, err = d.subscribe(); err == nil {
-				break
+		if !d.fixedMTU && u.Attrs() != nil && u.Attrs().MTU > 0 {
+			if mtu := uint32(u.Attrs().MTU); mtu != d.sdu.Load() {
+				d.ep.SetMTU(mtu)
+				d.sdu.Store(mtu)
+				d.link.Notify(link.Notification{Kind: link.NoteSDUSize, SDU: mtu})
 			}
 		}
-	}
+		kind := link.NoteLinkDown
+		if carrier(u.Flags) {
+			kind = link.NoteLinkUp
+		}
+		d.link.Notify(link.Notification{Kind: kind})
+	})
 }
 
 // Endpoint implements link.Device.

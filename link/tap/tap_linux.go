@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unicode"
 
 	"github.com/vishvananda/netlink"
@@ -20,10 +19,6 @@ import (
 	"github.com/tapstack/tapstack/link/internal/host"
 	"github.com/tapstack/tapstack/link/vnet"
 )
-
-// resubscribeDelay paces re-subscription to link events after the kernel
-// dropped the subscription (ENOBUFS after a burst of events).
-const resubscribeDelay = time.Second
 
 // Device is a TAP device under a link.
 //
@@ -138,7 +133,7 @@ func Create(cfg Config) (_ *link.Link, err error) {
 	// A change since kl was read is not lost: the subscription starts
 	// with a dump of the current state (ListExisting), and Link drops
 	// what repeats the state it has.
-	ch, err := d.subscribe()
+	ch, err := host.SubscribeLinks(d.ns, d.done)
 	if err != nil {
 		return nil, fmt.Errorf("watch %s in %s: %w", cfg.Name, d.where, err)
 	}
@@ -301,52 +296,18 @@ func (d *Device) open(queues int, vnetHdr bool) ([]int, error) {
 	return fds, nil
 }
 
-// subscribe starts a subscription to link events in d.ns, beginning with
-// a dump of the current links. The channel is closed when d.done closes or
-// the subscription fails.
-func (d *Device) subscribe() (<-chan netlink.LinkUpdate, error) {
-	ch := make(chan netlink.LinkUpdate, 16)
-	err := netlink.LinkSubscribeWithOptions(ch, d.done, netlink.LinkSubscribeOptions{
-		Namespace:    &d.ns,
-		ListExisting: true,
-	})
-	return ch, err
-}
-
 // watch turns the kernel side's administrative state into carrier
 // notifications until Close, re-subscribing if the kernel drops the
 // subscription. It owns d.ns and closes it on exit.
 func (d *Device) watch(ch <-chan netlink.LinkUpdate) {
 	defer d.ns.Close()
-	gone := false // the device was deleted behind our back
-	for {
-		// Read to the end even once gone: the subscription's goroutine
-		// blocks until its channel is read.
-		for u := range ch {
-			if gone || int(u.Index) != d.ifindex {
-				continue
-			}
-			kind := link.NoteLinkDown
-			switch {
-			case u.Header.Type == unix.RTM_DELLINK:
-				gone = true
-			case u.Flags&unix.IFF_UP != 0:
-				kind = link.NoteLinkUp
-			}
-			d.link.Notify(link.Notification{Kind: kind})
+	host.WatchLink(d.ns, d.ifindex, d.done, ch, func(u netlink.LinkUpdate) {
+		kind := link.NoteLinkDown
+		if u.Header.Type != unix.RTM_DELLINK && u.Flags&unix.IFF_UP != 0 {
+			kind = link.NoteLinkUp
 		}
-		for {
-			select {
-			case <-d.done:
-				return
-			case <-time.After(resubscribeDelay):
-			}
-			var err error
-			if ch, err = d.subscribe(); err == nil {
-				break
-			}
-		}
-	}
+		d.link.Notify(link.Notification{Kind: kind})
+	})
 }
 
 // Endpoint implements link.Device.
