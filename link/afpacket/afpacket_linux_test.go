@@ -492,23 +492,7 @@ func TestFanout(t *testing.T) {
 		if out, err := netnstest.Exec(t, n.ns, "ping", "-c", "1", "-W", "2", "10.77.0.1"); err != nil {
 			t.Fatalf("ping: %v\n%s", err, out)
 		}
-		ln, err := gonet.ListenTCP(s, tcpip.FullAddress{NIC: 1, Addr: stackIP, Port: 7005}, ipv4.ProtocolNumber)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					io.Copy(io.Discard, c)
-					c.Close()
-				}()
-			}
-		}()
+		discardListener(t, s, 1, 7005)
 		before := d.Stats()
 		busy := func() int {
 			k := 0
@@ -628,23 +612,7 @@ func TestDetachUnderLoad(t *testing.T) {
 		l := n.create(t, 2, mode)
 		s := newStack(t, l)
 		d := device(t, l)
-		ln, err := gonet.ListenTCP(s, tcpip.FullAddress{NIC: 1, Addr: stackIP, Port: 7010}, ipv4.ProtocolNumber)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					io.Copy(io.Discard, c)
-					c.Close()
-				}()
-			}
-		}()
+		discardListener(t, s, 1, 7010)
 		for range 4 {
 			cmd := nsCommand(t, n.ns, "socat", "-u", "/dev/zero", "TCP:10.77.0.1:7010")
 			if err := cmd.Start(); err != nil {
@@ -693,23 +661,7 @@ func TestDetachUnderLoad(t *testing.T) {
 
 		// Close under a flood returns: busy receive goroutines see the
 		// stop between batches.
-		ln2, err := gonet.ListenTCP(s, tcpip.FullAddress{NIC: 2, Addr: stackIP, Port: 7011}, ipv4.ProtocolNumber)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln2.Close()
-		go func() {
-			for {
-				c, err := ln2.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					io.Copy(io.Discard, c)
-					c.Close()
-				}()
-			}
-		}()
+		discardListener(t, s, 2, 7011)
 		cmd := nsCommand(t, n.ns, "socat", "-u", "/dev/zero", "TCP:10.77.0.1:7011")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -728,4 +680,27 @@ func TestDetachUnderLoad(t *testing.T) {
 			t.Fatal("Close under load did not return")
 		}
 	})
+}
+
+// discardListener accepts TCP connections to stackIP:port on NIC nic of s
+// and reads them to the end, until the test ends.
+func discardListener(t *testing.T, s *stack.Stack, nic tcpip.NICID, port uint16) {
+	t.Helper()
+	ln, err := gonet.ListenTCP(s, tcpip.FullAddress{NIC: nic, Addr: stackIP, Port: port}, ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
 }
