@@ -30,7 +30,7 @@ help:
 	@echo 'make test   go vet and the race-enabled tests (netns tests need root: sudo make test)'
 	@echo 'make demo   run scripts/demo.sh (root)'
 	@echo 'make bench  tapstack vs slirp4netns, pasta and veth; table, JSON, PNG in bench-out/ (root)'
-	@echo 'make bench-go  every Go benchmark, once'
+	@echo 'make bench-go  every Go benchmark once, then the control-plane ones for 1 s each'
 	@echo 'make fmt    gofmt the tree'
 	@echo 'make clean  remove build outputs'
 
@@ -84,9 +84,13 @@ bench: deps build
 	$(GO) build -o $(BIN)/bench ./scripts/bench
 	$(BIN)/bench -o bench-out
 
-# Every Go benchmark once, no tests.
+# Every Go benchmark once, no tests; then the control-plane benchmarks
+# (README, Benchmarks, Control plane) for a second each, long enough for
+# their rates to mean something.
+CONTROL_BENCH := '^Benchmark(Lookup|TableBuild|Requests|GLIFCONF|PlumbUp|SocketRequests)$$'
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) test -run '^$$' -bench $(CONTROL_BENCH) -benchtime 1s ./route ./ifmgr ./internal/daemon
 
 fmt:
 	find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -exec gofmt -s -w {} +

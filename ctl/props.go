@@ -16,6 +16,7 @@ var PropNames = []string{
 	"_arp_fastprobe_count",
 	"_arp_fastprobe_delay",
 	"_arp_fastprobe_interval",
+	"_arp_no_defense",
 	"_arp_probe_count",
 	"_arp_probe_delay",
 	"_arp_probe_interval",

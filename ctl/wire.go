@@ -54,7 +54,8 @@ type Lifreq struct {
 	Metric    int        `json:"lifr_metric,omitempty"`
 	Index     uint32     `json:"lifr_index,omitempty"`
 	Type      int        `json:"lifr_type,omitempty"`     // IFT_* of the ill
-	Zone      string     `json:"lifr_zone,omitempty"`     // zone name; "" is the global zone
+	Zone      string     `json:"lifr_zone,omitempty"`     // SIOCGLIFZONE: the zone's name, for display; "" is the global zone
+	ZoneID    int32      `json:"lifr_zoneid,omitempty"`   // SIOCSLIFZONE/SIOCGLIFZONE: GLOBAL_ZONEID, a zone's id, or ALL_ZONES
 	HWAddr    string     `json:"lifr_hwaddr,omitempty"`   // SIOCGLIFHWADDR: "2:0:0:0:0:1"
 	DADState  int        `json:"lifr_dadstate,omitempty"` // SIOCGLIFDADSTATE
 

@@ -36,7 +36,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -50,7 +49,6 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -71,8 +69,6 @@ const (
 	fwdMaxFlows = 1024
 	// fwdDialTimeout bounds the connection to the guest.
 	fwdDialTimeout = 10 * time.Second
-	// fwdCopyBuf is the size of each direction's copy buffer.
-	fwdCopyBuf = 32 << 10
 	// fwdMaxDatagram is the largest UDP payload (IPv6 without jumbograms;
 	// IPv4 allows less).
 	fwdMaxDatagram = 65535
@@ -105,7 +101,7 @@ type forwarder struct {
 	// +checklocks:mu
 	closed bool
 	// +checklocks:mu
-	conns map[*fwdConn]struct{}
+	conns map[*tcpSplice]struct{}
 	// +checklocks:mu
 	flows map[fwdFlowKey]*fwdFlow
 }
@@ -254,7 +250,7 @@ func (g *Gateway) AddForward(f ctl.Forward) (ctl.Forward, error) {
 		g:     g,
 		spec:  f,
 		nic:   nic,
-		conns: map[*fwdConn]struct{}{},
+		conns: map[*tcpSplice]struct{}{},
 		flows: map[fwdFlowKey]*fwdFlow{},
 	}
 	if err := fw.listen(); err != nil {
@@ -460,7 +456,7 @@ func (fw *forwarder) close() {
 	fw.once.Do(func() {
 		fw.mu.Lock()
 		fw.closed = true
-		conns := make([]*fwdConn, 0, len(fw.conns))
+		conns := make([]*tcpSplice, 0, len(fw.conns))
 		for c := range fw.conns {
 			conns = append(conns, c)
 		}
@@ -561,22 +557,6 @@ func fwdAddrInUse(err error) bool {
 
 // ---- TCP ----
 
-// fwdConn is one forwarded TCP connection: the host side and the stack
-// side. abort may be called from any goroutine, any number of times.
-type fwdConn struct {
-	host  *net.TCPConn
-	guest *gonet.TCPConn
-	ep    tcpip.Endpoint
-}
-
-// abort ends both sides at once, with a reset.
-func (c *fwdConn) abort() {
-	c.host.SetLinger(0)
-	c.host.Close()
-	c.ep.Abort()
-	c.guest.Close()
-}
-
 // acceptLoop accepts host connections on l until the forward closes.
 func (fw *forwarder) acceptLoop(l *net.TCPListener) {
 	var backoff time.Duration
@@ -615,7 +595,7 @@ func (fw *forwarder) serveTCP(host *net.TCPConn) {
 	ra := host.RemoteAddr().(*net.TCPAddr).AddrPort()
 	client := netip.AddrPortFrom(ra.Addr().Unmap(), ra.Port()) // a [::] socket may see ::ffff:a.b.c.d
 	ctx, cancel := context.WithTimeout(fw.ctx, fwdDialTimeout)
-	guest, ep, err := fw.dialGuest(ctx, client)
+	ep, wq, err := fw.dialGuest(ctx, client)
 	cancel()
 	if err != nil {
 		// Refused or unreachable in the namespace: the client sees a
@@ -626,11 +606,18 @@ func (fw *forwarder) serveTCP(host *net.TCPConn) {
 		host.Close()
 		return
 	}
-	c := &fwdConn{host: host, guest: guest, ep: ep}
+	c, err := newTCPSplice(ep, wq, host)
+	if err != nil {
+		ep.Abort()
+		ep.Close()
+		abortHost(host)
+		return
+	}
 	fw.mu.Lock()
 	if fw.closed {
 		fw.mu.Unlock()
 		c.abort()
+		ep.Close()
 		return
 	}
 	fw.conns[c] = struct{}{}
@@ -640,28 +627,28 @@ func (fw *forwarder) serveTCP(host *net.TCPConn) {
 		delete(fw.conns, c)
 		fw.mu.Unlock()
 	}()
-	fwdSplice(c)
+	c.run()
 }
 
 // dialGuest opens the stack side of a connection from client: from the
 // client's own address when it can be (see path), else from the gateway
 // address.
-func (fw *forwarder) dialGuest(ctx context.Context, client netip.AddrPort) (*gonet.TCPConn, tcpip.Endpoint, error) {
+func (fw *forwarder) dialGuest(ctx context.Context, client netip.AddrPort) (tcpip.Endpoint, *waiter.Queue, error) {
 	src, dst, masq := fw.path(client)
-	c, ep, err := fwdConnectTCP(ctx, fw.g, fw.nic, src, dst)
+	ep, wq, err := fwdConnectTCP(ctx, fw.g, fw.nic, src, dst)
 	if err != nil && !masq && fwdAddrInUse(err) {
 		// The client's address and port are taken in the stack: fall
 		// back to the gateway address.
 		a := fw.g.fwdAddrs(dst.Addr())
-		c, ep, err = fwdConnectTCP(ctx, fw.g, fw.nic, netip.AddrPortFrom(a.Gateway, 0), dst)
+		ep, wq, err = fwdConnectTCP(ctx, fw.g, fw.nic, netip.AddrPortFrom(a.Gateway, 0), dst)
 	}
-	return c, ep, err
+	return ep, wq, err
 }
 
 // fwdConnectTCP creates a TCP endpoint in the stack bound to src on nic and
 // connects it to dst. Binding a non-local src works because the NIC may
 // spoof.
-func fwdConnectTCP(ctx context.Context, g *Gateway, nic tcpip.NICID, src, dst netip.AddrPort) (*gonet.TCPConn, tcpip.Endpoint, error) {
+func fwdConnectTCP(ctx context.Context, g *Gateway, nic tcpip.NICID, src, dst netip.AddrPort) (tcpip.Endpoint, *waiter.Queue, error) {
 	wq := new(waiter.Queue)
 	ep, terr := g.stack.GVisor().NewEndpoint(tcp.ProtocolNumber, fwdNetProto(dst.Addr()), wq)
 	if terr != nil {
@@ -691,61 +678,7 @@ func fwdConnectTCP(ctx context.Context, g *Gateway, nic tcpip.NICID, src, dst ne
 		ep.Close()
 		return nil, nil, &fwdStackError{fmt.Sprintf("connect %s from %s", dst, src), terr}
 	}
-	return gonet.NewTCPConn(wq, ep), ep, nil
-}
-
-var fwdCopyBufs = sync.Pool{New: func() any {
-	b := make([]byte, fwdCopyBuf)
-	return &b
-}}
-
-// fwdSplice copies both ways until both directions have ended. An end of
-// stream is passed on as a half-close (FIN); an error in either direction
-// resets both sides.
-func fwdSplice(c *fwdConn) {
-	var wg sync.WaitGroup
-	var failed atomic.Bool
-	half := func(dst, src net.Conn, closeWrite func() error) {
-		defer wg.Done()
-		if err := fwdCopy(dst, src); err != nil {
-			if !failed.Swap(true) {
-				c.abort() // wakes the other direction
-			}
-			return
-		}
-		closeWrite()
-	}
-	wg.Add(2)
-	go half(c.guest, c.host, c.guest.CloseWrite)
-	half(c.host, c.guest, c.host.CloseWrite)
-	wg.Wait()
-	if !failed.Load() {
-		c.host.Close()
-		c.guest.Close()
-	}
-}
-
-// fwdCopy copies src to dst until src's end of stream (nil) or an
-// error. It uses its own pooled buffer rather than io.Copy, whose
-// ReaderFrom path would allocate one per connection.
-func fwdCopy(dst io.Writer, src io.Reader) error {
-	bp := fwdCopyBufs.Get().(*[]byte)
-	defer fwdCopyBufs.Put(bp)
-	buf := *bp
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return werr
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return ep, wq, nil
 }
 
 // ---- UDP ----

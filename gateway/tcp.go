@@ -76,7 +76,7 @@ type tcpRelay struct {
 	// +checklocks:mu
 	active int // handlers running: dialling or splicing
 	// +checklocks:mu
-	conns map[*splice]struct{}
+	conns map[relay]struct{}
 }
 
 // startTCP terminates TCP from the namespace and re-originates it from
@@ -90,7 +90,7 @@ func (g *Gateway) startTCP() (func(), error) {
 	if s.HandleLocal() {
 		return nil, errHandleLocal
 	}
-	t := &tcpRelay{g: g, s: s, nic: nic, pol: newPolicy(g.cfg), conns: map[*splice]struct{}{}}
+	t := &tcpRelay{g: g, s: s, nic: nic, pol: newPolicy(g.cfg), conns: map[relay]struct{}{}}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.fwd = tcp.NewForwarder(s, 0, tcpMaxInFlight, t.handle)
 	h := hooksFor(s)
@@ -171,6 +171,19 @@ func (t *tcpRelay) handle(r *tcp.ForwarderRequest) {
 		return
 	}
 	ep.SocketOptions().SetKeepAlive(true)
+	if tc, ok := hc.(*net.TCPConn); ok {
+		if sp, err := newTCPSplice(ep, &wq, tc); err == nil {
+			if !t.track(sp) {
+				sp.abort()
+				return
+			}
+			defer t.untrack(sp)
+			sp.run()
+			return
+		}
+	}
+	// A HostDialer that returned something other than a kernel socket:
+	// relay through buffers.
 	sp := &splice{ns: gonet.NewTCPConn(&wq, ep), ep: ep, host: hc, finished: make(chan struct{})}
 	if !t.track(sp) {
 		sp.abort()
@@ -182,7 +195,10 @@ func (t *tcpRelay) handle(r *tcp.ForwarderRequest) {
 	sp.wait()
 }
 
-func (t *tcpRelay) track(sp *splice) bool {
+// relay is an established connection stop can reset.
+type relay interface{ abort() }
+
+func (t *tcpRelay) track(sp relay) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -192,7 +208,7 @@ func (t *tcpRelay) track(sp *splice) bool {
 	return true
 }
 
-func (t *tcpRelay) untrack(sp *splice) {
+func (t *tcpRelay) untrack(sp relay) {
 	t.mu.Lock()
 	delete(t.conns, sp)
 	t.mu.Unlock()
@@ -204,7 +220,7 @@ func (t *tcpRelay) untrack(sp *splice) {
 func (t *tcpRelay) stop() {
 	t.mu.Lock()
 	t.closed = true
-	conns := make([]*splice, 0, len(t.conns))
+	conns := make([]relay, 0, len(t.conns))
 	for sp := range t.conns {
 		conns = append(conns, sp)
 	}
@@ -216,8 +232,9 @@ func (t *tcpRelay) stop() {
 	t.wg.Wait()
 }
 
-// splice is one relayed connection: the namespace's side (a gVisor
-// endpoint) and the host socket.
+// splice is one relayed connection whose host side is not a kernel
+// socket (see tcpSplice for the usual case): the namespace's side (a
+// gVisor endpoint) and the host connection, copied through buffers.
 type splice struct {
 	ns   *gonet.TCPConn
 	ep   tcpip.Endpoint

@@ -25,7 +25,7 @@ func (m *Manager) sioTMyAddr(c *call) error {
 	a := c.addrReq.Addr
 	c.addrReq.Res = 0
 	if e, ok := m.routes.Lookup(a, func(e *route.IRE) bool {
-		return (e.Type == route.IRE_LOCAL || e.Type == route.IRE_LOOPBACK) && e.Zone == "" && e.Dest.Bits() == a.BitLen()
+		return (e.Type == route.IRE_LOCAL || e.Type == route.IRE_LOOPBACK) && ireInZone(e, c.caller.Zone) && e.Dest.Bits() == a.BitLen()
 	}); ok && e.Dest.Addr() == a {
 		c.addrReq.Res = 1
 	}
@@ -42,13 +42,18 @@ func (m *Manager) sioTOnLink(c *call) error {
 	if a.IsMulticast() {
 		return nil
 	}
-	e, ok := m.routes.Lookup(a, func(e *route.IRE) bool { return e.Zone == "" })
+	e, ok := m.routes.Lookup(a, func(e *route.IRE) bool { return ireInZone(e, c.caller.Zone) })
 	if ok && e.Type != route.IRE_BROADCAST &&
 		(e.Type.IsInterface() || e.Type == route.IRE_LOCAL || e.Type == route.IRE_LOOPBACK) {
 		c.addrReq.Res = 1
 	}
 	return nil
 }
+
+// ireInZone reports whether the address tests of a caller in zone see e:
+// only its own zone's IREs and shared ones, even for the global zone
+// (spec §2.16).
+func ireInZone(e *route.IRE, zone string) bool { return e.Zone == zone || e.Zone == zoneAll }
 
 // SIOCTMYSITE: not implemented in illumos either; always ENXIO.
 func (m *Manager) sioTMySite(c *call) error {

@@ -21,6 +21,9 @@ const (
 	NE_UNPLUMB   EventKind = "NE_UNPLUMB"   // an interface was unplumbed
 	RTM_OLDADD   EventKind = "RTM_OLDADD"   // SIOCADDRT added a route
 	RTM_OLDDEL   EventKind = "RTM_OLDDEL"   // SIOCDELRT deleted a route
+	// DAD_DUPLICATE: another host holds a unit's address (HWAddr); the
+	// unit is DUPLICATE and down.
+	DAD_DUPLICATE EventKind = "DAD_DUPLICATE"
 )
 
 // Event is one interface-layer notification.
@@ -30,6 +33,8 @@ type Event struct {
 	Index uint32     `json:"index"`
 	Flags ctl.Flags  `json:"flags"`
 	Addr  netip.Addr `json:"addr,omitzero"`
+	// HWAddr is the conflicting host's hardware address (DAD_DUPLICATE).
+	HWAddr string `json:"hwaddr,omitempty"`
 }
 
 // Subscribe calls f for every later event, in order, outside the
@@ -54,9 +59,12 @@ func (m *Manager) Subscribe(f func(Event)) (cancel func()) {
 
 // emitLocked queues an event about unit u; mu must be held exclusively.
 func (m *Manager) emitLocked(kind EventKind, u *ipif) {
-	m.pending = append(m.pending, Event{
-		Kind: kind, Name: u.name(), Index: u.ill.phy.index, Flags: u.allFlags(), Addr: u.addr,
-	})
+	m.pending = append(m.pending, m.eventOf(kind, u))
+}
+
+// eventOf describes unit u as it is now.
+func (m *Manager) eventOf(kind EventKind, u *ipif) Event {
+	return Event{Kind: kind, Name: u.name(), Index: u.ill.phy.index, Flags: u.allFlags(), Addr: u.addr}
 }
 
 // unlockAndDeliver releases mu and delivers the queued events.

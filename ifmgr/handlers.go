@@ -3,6 +3,7 @@ package ifmgr
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/tapstack/tapstack/ctl"
@@ -425,8 +426,9 @@ func (m *Manager) sioSLifIndex(c *call) error {
 	return nil
 }
 
-// SIOCGLIFZONE (spec §2.12).
+// SIOCGLIFZONE (spec §2.12): the zone id, and its name for display.
 func (m *Manager) sioGLifZone(c *call) error {
+	c.lifr.ZoneID = m.zoneIDLocked(c.target.zone)
 	c.lifr.Zone = c.target.zone
 	return nil
 }
@@ -461,16 +463,19 @@ func ifType(il *ill) int {
 	return ctl.IFT_OTHER
 }
 
-// SIOCGLIFDADSTATE (spec §2.6.14). DAD completes at once until the arp
-// and ndp packages own it.
+// SIOCGLIFDADSTATE (spec §2.6.14): DAD_IN_PROGRESS (1) while an UP
+// unit's address is not ready, else DAD_DONE (2).
 func (m *Manager) sioGLifDADState(c *call) error {
 	c.lifr.DADState = 2 // DAD_DONE
+	if c.target.dadInProgress() {
+		c.lifr.DADState = 1 // DAD_IN_PROGRESS
+	}
 	return nil
 }
 
 // lifcInclude applies the SIOCGLIFCONF/SIOCGLIFNUM filters (spec §2.3.4)
-// for a global-zone caller.
-func lifcInclude(u *ipif, flags int) bool {
+// for a caller in callerZone.
+func lifcInclude(u *ipif, flags int, callerZone string) bool {
 	f := u.allFlags()
 	if flags&ctl.LIFC_EXTERNAL_SOURCE != 0 {
 		if f&(ctl.IFF_NOXMIT|ctl.IFF_NOLOCAL|ctl.IFF_DEPRECATED) != 0 || u.ill.isLoopback() || f&ctl.IFF_UP == 0 {
@@ -482,7 +487,7 @@ func lifcInclude(u *ipif, flags int) bool {
 	if f&ctl.IFF_TEMPORARY != 0 && flags&ctl.LIFC_TEMPORARY == 0 {
 		return false
 	}
-	return u.zone == "" || flags&ctl.LIFC_ALLZONES != 0
+	return zoneListed(u.zone, callerZone, flags&ctl.LIFC_ALLZONES != 0)
 }
 
 func lifcFamily(f ctl.Family) (ctl.Family, error) {
@@ -505,10 +510,19 @@ func (m *Manager) sioGLifConf(c *call) error {
 	if c.lifc.Len > 0 {
 		limit = c.lifc.Len / ctl.LifreqSize
 	}
-	c.lifc.Req = c.lifc.Req[:0]
-	for _, il := range m.illsOfLocked(fam) {
+	// Sized once: growing by appends copies this large struct over and
+	// over (10,000 units took 5 ms instead of 2).
+	ills, n := m.illsOfLocked(fam), 0
+	for _, il := range ills {
+		n += len(il.ipifs)
+	}
+	if limit >= 0 {
+		n = min(n, limit)
+	}
+	c.lifc.Req = slices.Grow(c.lifc.Req[:0], n)
+	for _, il := range ills {
 		for _, u := range il.ipifs {
-			if !lifcInclude(u, c.lifc.Flags) {
+			if !lifcInclude(u, c.lifc.Flags, c.caller.Zone) {
 				continue
 			}
 			if limit >= 0 && len(c.lifc.Req) >= limit {
@@ -532,7 +546,7 @@ func (m *Manager) sioGLifNum(c *call) error {
 	n := 0
 	for _, il := range m.illsOfLocked(fam) {
 		for _, u := range il.ipifs {
-			if lifcInclude(u, c.lifn.Flags) {
+			if lifcInclude(u, c.lifn.Flags, c.caller.Zone) {
 				n++
 			}
 		}

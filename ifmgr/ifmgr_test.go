@@ -129,7 +129,9 @@ type state struct {
 func (f *fixture) snapshot() state {
 	var s state
 	for _, fam := range []ctl.Family{ctl.AF_INET, ctl.AF_INET6} {
-		lc := ctl.Lifconf{Family: fam, Flags: 0xff}
+		// Every unit: all LIFC_ flags but EXTERNAL_SOURCE, which would
+		// hide down units, lo0 and deprecated ones.
+		lc := ctl.Lifconf{Family: fam, Flags: 0xff &^ ctl.LIFC_EXTERNAL_SOURCE}
 		if err := f.m.Do(root, "SIOCGLIFCONF", fam, &lc); err != nil {
 			f.t.Fatal(err)
 		}
@@ -216,6 +218,10 @@ func TestPlumbNaming(t *testing.T) {
 	for _, n := range []string{"3tap", "tap", "ta-p0", "tap0:1"} {
 		f.fails("SIOCSLIFNAME", ctl.AF_INET, ctl.Lifreq{Name: n, Link: "tap3", Flags: ctl.IFF_IPV4}, ctl.EINVAL)
 	}
+
+	// A link carries one phyint: naming it a second time → EBUSY.
+	f.fails("SIOCSLIFNAME", ctl.AF_INET, ctl.Lifreq{Name: "foo0", Link: "tap0", Flags: ctl.IFF_IPV4}, ctl.EBUSY)
+	f.fails("SIOCSLIFNAME", ctl.AF_INET6, ctl.Lifreq{Name: "foo0", Link: "tap0", Flags: ctl.IFF_IPV6}, ctl.EBUSY)
 
 	// Appendix C2: IPv6 on the same link shares the index.
 	f.must("SIOCSLIFNAME", ctl.AF_INET6, ctl.Lifreq{Name: "tap0", Flags: ctl.IFF_IPV6})

@@ -84,15 +84,16 @@ func legacyHandler(lifOp string, h func(*Manager, *call) error) func(*Manager, *
 }
 
 // ifconfUnits lists the units SIOCGIFCONF and SIOCGIFNUM report: IPv4,
-// not on IPMP members, in the caller's (global) zone or all zones.
-func (m *Manager) ifconfUnitsLocked() []*ipif {
+// not on IPMP members, in the caller's zone or all zones (never other
+// zones, even for the global zone: spec §2.3.1).
+func (m *Manager) ifconfUnitsLocked(callerZone string) []*ipif {
 	var out []*ipif
 	for _, il := range m.illListLocked(false) {
 		if il.phy.flags&ctl.IFF_IPMP == 0 && il.phy.group != "" {
 			continue // an IPMP member
 		}
 		for _, u := range il.ipifs {
-			if u.zone == "" {
+			if zoneListed(u.zone, callerZone, false) {
 				out = append(out, u)
 			}
 		}
@@ -102,7 +103,7 @@ func (m *Manager) ifconfUnitsLocked() []*ipif {
 
 // SIOCGIFNUM (spec §2.3.1).
 func (m *Manager) sioGIfNum(c *call) error {
-	c.ifn.Count = len(m.ifconfUnitsLocked())
+	c.ifn.Count = len(m.ifconfUnitsLocked(c.caller.Zone))
 	return nil
 }
 
@@ -113,7 +114,7 @@ func (m *Manager) sioGIfConf(c *call) error { return m.ifconf(c, false) }
 func (m *Manager) sioGIfConfOld(c *call) error { return m.ifconf(c, true) }
 
 func (m *Manager) ifconf(c *call, strict bool) error {
-	units := m.ifconfUnitsLocked()
+	units := m.ifconfUnitsLocked(c.caller.Zone)
 	limit := len(units)
 	if c.ifc.Len > 0 {
 		if strict && len(units)*ctl.IfreqSize > c.ifc.Len {

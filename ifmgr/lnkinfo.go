@@ -38,6 +38,9 @@ func (m *Manager) sioSLifLnkInfo(c *call) error {
 		il.reachRetrans = in.ReachRetrans
 	}
 	il.maxHops = in.MaxHops // stored unconditionally, 0 included
+	if in.ReachTime != 0 || in.ReachRetrans != 0 {
+		m.applyNUDTimesLocked(il) // ndp.go
+	}
 	if il.flags&ctl.IFF_FIXEDMTU == 0 && il.userMTU != 0 {
 		il.mtu = min(il.linkMTU(), il.userMTU)
 		m.applyMTULocked(il.phy)
@@ -53,6 +56,7 @@ func (m *Manager) sioGLifLnkInfo(c *call) error {
 		return ctl.Errorf(ctl.EINVAL, "link information belongs to unit 0 (%s)", il.name)
 	}
 	c.lifr.Ifinfo = &ctl.Ifinfo{MaxHops: il.maxHops, ReachTime: il.reachTime, ReachRetrans: il.reachRetrans, MaxMTU: il.mtu}
+	m.nudTimesInEffectLocked(il, c.lifr.Ifinfo) // ndp.go
 	return nil
 }
 

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tapstack/tapstack/arp"
 	"github.com/tapstack/tapstack/ctl"
 	"github.com/tapstack/tapstack/link"
+	"github.com/tapstack/tapstack/ndp"
 	"github.com/tapstack/tapstack/route"
 	"github.com/tapstack/tapstack/stack"
 )
@@ -25,6 +27,17 @@ type Config struct {
 	Routes *route.Table
 	Links  Links
 	Log    *slog.Logger // nil: discard
+	// DAD turns on IPv4 duplicate address detection, announcements and
+	// defence (spec §6) from the start: it sets _arp_no_defense to 0.
+	// Off, addresses are ready at once until that tunable is set to 0.
+	DAD bool
+	// Clock drives DAD and ARP timers; nil is the system clock.
+	Clock arp.Clock
+	// NDP is the dispatcher given to the stack (stack.Options): its
+	// router-advertisement and SLAAC events make ADDRCONF units
+	// (slaac.go). Nil: IPv6 interfaces do no autoconfiguration. The
+	// creator closes it.
+	NDP *ndp.Dispatcher
 }
 
 // Manager is the interface layer of one IP stack.
@@ -39,6 +52,11 @@ type Manager struct {
 	routes *route.Table
 	links  Links
 	log    *slog.Logger
+	clock  arp.Clock // Config.Clock
+	// nd is the IPv6 neighbour cache (ND requests, ndp.go); ndpd, when
+	// set, feeds SLAAC events (slaac.go).
+	nd   *ndp.Table
+	ndpd *ndp.Dispatcher
 
 	mu sync.RWMutex
 	// +checklocks:mu
@@ -60,6 +78,9 @@ type Manager struct {
 	// inherit it as their ROUTER flag.
 	// +checklocks:mu
 	forwarding [2]bool
+	// zones is the zone registry (zones.go).
+	// +checklocks:mu
+	zones zoneTable
 
 	// pending collects the events of the running set-request; they are
 	// delivered after mu is released, in order.
@@ -83,6 +104,9 @@ func New(cfg Config) (*Manager, error) {
 		routes:     cfg.Routes,
 		links:      cfg.Links,
 		log:        cfg.Log,
+		clock:      cfg.Clock,
+		nd:         ndp.NewTable(cfg.Stack),
+		ndpd:       cfg.NDP,
 		byName:     make(map[string]*phyint),
 		byIndex:    make(map[uint32]*phyint),
 		nextIndex:  1,
@@ -91,6 +115,12 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.clock == nil {
+		m.clock = arp.SystemClock()
+	}
+	if cfg.DAD {
+		m.tun["_arp_no_defense"] = 0
 	}
 	if m.routes == nil {
 		m.routes = route.New(cfg.Stack)
@@ -108,6 +138,9 @@ func New(cfg Config) (*Manager, error) {
 		if err := m.upLocked(u); err != nil {
 			return nil, fmt.Errorf("bring up lo0: %w", err)
 		}
+	}
+	if m.ndpd != nil {
+		m.ndpd.Start(cfg.Stack, m.ndpEvent)
 	}
 	return m, nil
 }

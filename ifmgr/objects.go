@@ -12,8 +12,10 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/tapstack/tapstack/arp"
 	"github.com/tapstack/tapstack/ctl"
 	"github.com/tapstack/tapstack/link"
+	"github.com/tapstack/tapstack/ndp"
 	"github.com/tapstack/tapstack/route"
 )
 
@@ -107,6 +109,9 @@ type ill struct {
 
 	ipMuxID, arpMuxID int
 
+	// autoconf is the in.ndpd configuration of an IPv6 ill (slaac.go).
+	autoconf ndp.Autoconf
+
 	// saved are the administrator's routes bound to this ill: removed
 	// when it goes completely down, re-created when it comes up (§5.6).
 	saved []route.IRE
@@ -122,6 +127,11 @@ type ill struct {
 	macType   link.MacType
 	hwaddr    net.HardwareAddr
 	broadcast net.HardwareAddr
+
+	// arp is ARP on a bound IPv4 resolver ill, with its own stream for
+	// link notifications (dad.go); nil otherwise.
+	arp       *arp.Interface
+	arpStream *link.Stream
 }
 
 // ipif is one logical interface (an address) on an ill.
@@ -140,6 +150,12 @@ type ipif struct {
 	ires []ireRef
 	// stackAddr is the address given to gVisor while up.
 	stackAddr netip.Prefix
+	// dad is duplicate address detection (dad.go).
+	dad dadState
+	// slaac: gVisor's SLAAC added the address and holds its lifetimes;
+	// upLocked adopts it rather than adding it (slaac.go). Cleared when
+	// the unit goes down: brought up again it is an ordinary address.
+	slaac bool
 }
 
 func (il *ill) family() ctl.Family {

@@ -93,9 +93,6 @@ func (m *Manager) plumbLocked(req *ctl.Lifreq) error {
 			p.ills[1] != nil && p.ills[1].macType != info.MacType {
 			return ctl.Errorf(ctl.EINVAL, "%s exists with a different media type", name)
 		}
-		if p.link != lk {
-			return ctl.Errorf(ctl.EINVAL, "%s is already plumbed on link %s, not %s", name, p.link.Name(), dev)
-		}
 	}
 	// 4: IFF_BROADCAST only for IPv4 on a link with a broadcast address.
 	if req.Flags&ctl.IFF_BROADCAST != 0 && (wantV6 || len(info.Broadcast) == 0) {
@@ -137,6 +134,25 @@ func (m *Manager) plumbLocked(req *ctl.Lifreq) error {
 	if m.ppaUsedLocked(typ, ppa, wantV6) {
 		return ctl.Errorf(ctl.EEXIST, "%s is already plumbed for %s", name, famWord(famOf(wantV6)))
 	}
+	// A phyint is one link here (one gVisor NIC), so the other family
+	// cannot join it from another link. Checked after the PPA, so a
+	// name in use is EEXIST as in illumos (spec Appendix C3).
+	if p := m.byName[name]; p != nil && p.link != lk {
+		on := "the loopback"
+		if p.link != nil {
+			on = "link " + p.link.Name()
+		}
+		return ctl.Errorf(ctl.EINVAL, "%s is already plumbed on %s, not link %s", name, on, dev)
+	}
+
+	// One link carries one phyint: a second name on it would be a
+	// second gVisor NIC on the same endpoint, and the first would stop
+	// receiving.
+	for on, p := range m.byName {
+		if p.link == lk && on != name {
+			return ctl.Errorf(ctl.EBUSY, "link %s is already plumbed as %s", dev, on)
+		}
+	}
 
 	// The DLPI plumb exchange (spec §8.3). The first error wins.
 	sap := link.SAPIPv4
@@ -169,7 +185,7 @@ func (m *Manager) plumbLocked(req *ctl.Lifreq) error {
 		if err != nil {
 			return err
 		}
-		if err := m.stack.AddNIC(name, lk.Endpoint()); err != nil {
+		if err := m.stack.AddCountedNIC(name, lk.Endpoint()); err != nil {
 			return ctl.Errorf(ctl.ENXIO, "attach %s to the stack: %v", name, err)
 		}
 		p = &phyint{name: name, index: idx, link: lk}
@@ -200,6 +216,7 @@ func (m *Manager) plumbLocked(req *ctl.Lifreq) error {
 	}
 	p.ills[famIndex(wantV6)] = il
 	m.insertIllLocked(il)
+	m.statsPlumbedLocked(il) // its MIB starts at zero (§13.1)
 	u := m.newIpifLocked(il, 0)
 	il.ipifs = []*ipif{u}
 	il.maxHops, il.reachTime, il.reachRetrans = 255, ndReachableTime, arpRetransTimer
@@ -208,6 +225,7 @@ func (m *Manager) plumbLocked(req *ctl.Lifreq) error {
 		il.token = netip.IPv6Unspecified()
 		setDefaultTokenLocked(il)
 		m.setLinkLocalLocked(il)
+		m.autoconfPlumbLocked(il)
 	}
 	if newPhy {
 		m.stack.SetMTU(name, il.mtu)
@@ -265,7 +283,7 @@ func (m *Manager) plumbLoopbackLocked(v6 bool) error {
 		if err != nil {
 			return err
 		}
-		if err := m.stack.AddLoopbackNIC("lo0"); err != nil {
+		if err := m.stack.AddCountedLoopbackNIC("lo0"); err != nil {
 			return ctl.Errorf(ctl.ENOBUFS, "create lo0: %v", err)
 		}
 		p = &phyint{name: "lo0", index: idx, loopback: true,
@@ -283,6 +301,7 @@ func (m *Manager) plumbLoopbackLocked(v6 bool) error {
 	}
 	p.ills[famIndex(v6)] = il
 	m.insertIllLocked(il)
+	m.statsPlumbedLocked(il)
 	u := m.newIpifLocked(il, 0)
 	if v6 {
 		u.addr = ipv6Loopback
@@ -301,6 +320,7 @@ func (m *Manager) plumbLoopbackLocked(v6 bool) error {
 // unplumbLocked closes an ill (spec §1.13): every unit is brought down and
 // freed, the stream closed, and the phyint freed with its last ill.
 func (m *Manager) unplumbLocked(il *ill) {
+	m.autoconfUnplumbLocked(il)
 	for i := len(il.ipifs) - 1; i >= 0; i-- {
 		u := il.ipifs[i]
 		if u.up() {
@@ -323,6 +343,7 @@ func (m *Manager) unplumbLocked(il *ill) {
 	if il.stream != nil {
 		il.stream.Close()
 	}
+	m.statsUnplumbedLocked(il) // its counts go into the totals (§13.1)
 	m.removeIllLocked(il)
 	p := il.phy
 	p.ills[famIndex(il.v6)] = nil

@@ -41,6 +41,7 @@ var tunables = map[string]tunable{
 	"_max_temp_defend":                   {[]string{"ip"}, 1, 0, 1000},
 	"_defend_interval":                   {[]string{"ip"}, 30, 0, 999999},
 	"_dup_recovery":                      {[]string{"ip"}, 300000, 0, 3600000},
+	"_arp_no_defense":                    {[]string{"ip", "ipv4"}, 1, 0, 1},
 	"_respond_to_address_mask_broadcast": {[]string{"ip"}, 0, 0, 1},
 	"_broadcast_ttl":                     {[]string{"ip"}, 1, 1, 254},
 }
@@ -254,6 +255,7 @@ func (m *Manager) setRouterLocked(il *ill, on bool) {
 	} else {
 		il.flags &^= ctl.IFF_ROUTER
 	}
+	m.statsRouterLocked(il, on)
 	if err := m.stack.SetForwarding(il.name, il.v6, on); err != nil {
 		m.log.Warn("forwarding", "interface", il.name, "err", err)
 	}

@@ -18,6 +18,15 @@ const (
 	argIfreq
 	argIfconf
 	argIfnum
+	argArpreq
+	argXarpreq
+	argArpTable
+	argIfStats
+	argZone
+	argZoneList
+	argNdreq
+	argNdList
+	argNdpConf
 )
 
 // request is one row of the request table (spec §2.0.2).
@@ -48,7 +57,21 @@ type call struct {
 	ifr     *ctl.Ifreq
 	ifc     *ctl.Ifconf
 	ifn     *ctl.Ifnum
-	target  *ipif // resolved lifr_name
+
+	// The ARP requests and MIB2_IP_MEDIA (arp.go).
+	arpr *ctl.Arpreq
+	xarp *ctl.Xarpreq
+	arpt *ctl.ArpTable
+
+	ifStats *ctl.IfStatsReq
+	zone    *ctl.Zone
+	zones   *ctl.ZoneList
+	// The ND requests, ndp.list and ndp.set-conf/get-conf (ndp.go, slaac.go).
+	nd      *ctl.Ndreq
+	ndl     *ctl.NdList
+	ndpConf *ctl.NdpConf
+	target  *ipif  // resolved lifr_name
+	caller  Caller // who asked: the zone decides what it sees (§11)
 }
 
 // requests is the request table: every if_tcp(7P) request tapstack
@@ -75,6 +98,19 @@ var requests = map[string]request{
 	"SIOCGLIFINDEX":    {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifIndex},
 	"SIOCSLIFINDEX":    {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifIndex},
 	"SIOCGLIFZONE":     {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifZone},
+	"SIOCSLIFZONE":     {kind: argLifreq, priv: true, write: true, resolve: true, handler: (*Manager).sioSLifZone},
+	"zoneadm.create":   {kind: argZone, priv: true, write: true, handler: (*Manager).zoneCreate},
+	"zoneadm.delete":   {kind: argZone, priv: true, write: true, handler: (*Manager).zoneDelete},
+	"zoneadm.ready":    {kind: argZone, priv: true, write: true, handler: (*Manager).zoneReady},
+	"zoneadm.boot":     {kind: argZone, priv: true, write: true, handler: (*Manager).zoneBoot},
+	"zoneadm.halt":     {kind: argZone, priv: true, write: true, handler: (*Manager).zoneHalt},
+	"zoneadm.list":     {kind: argZoneList, handler: (*Manager).zoneList},
+	"SIOCLIFGETND":     {kind: argNdreq, resolve: true, handler: (*Manager).sioLifGetND},
+	"SIOCLIFSETND":     {kind: argNdreq, priv: true, write: true, resolve: true, handler: (*Manager).sioLifSetND},
+	"SIOCLIFDELND":     {kind: argNdreq, priv: true, write: true, resolve: true, handler: (*Manager).sioLifDelND},
+	"ndp.list":         {kind: argNdList, handler: (*Manager).ndpList},
+	"ndp.set-conf":     {kind: argNdpConf, priv: true, write: true, resolve: true, handler: (*Manager).ndpSetConf},
+	"ndp.get-conf":     {kind: argNdpConf, resolve: true, handler: (*Manager).ndpGetConf},
 	"SIOCGLIFHWADDR":   {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifHWAddr},
 	"SIOCGLIFDADSTATE": {kind: argLifreq, resolve: true, handler: (*Manager).sioGLifDADState},
 	"SIOCGLIFCONF":     {kind: argLifconf, handler: (*Manager).sioGLifConf},
@@ -100,6 +136,18 @@ var requests = map[string]request{
 	"RTM_GET":          {kind: argRtentry, handler: (*Manager).rtmGet},
 	"SIOCGETPROP":      {kind: argProp, handler: (*Manager).sioGetProp},
 	"SIOCSETPROP":      {kind: argProp, priv: true, write: true, handler: (*Manager).sioSetProp},
+
+	// ARP (spec §2.15, arp.go); MIB2_IP_MEDIA is the table arp -a reads.
+	"SIOCSARP":      {kind: argArpreq, priv: true, write: true, handler: (*Manager).sioSArp},
+	"SIOCGARP":      {kind: argArpreq, handler: (*Manager).sioGArp},
+	"SIOCDARP":      {kind: argArpreq, priv: true, write: true, handler: (*Manager).sioDArp},
+	"SIOCSXARP":     {kind: argXarpreq, priv: true, write: true, handler: (*Manager).sioSXArp},
+	"SIOCGXARP":     {kind: argXarpreq, handler: (*Manager).sioGXArp},
+	"SIOCDXARP":     {kind: argXarpreq, priv: true, write: true, handler: (*Manager).sioDXArp},
+	"MIB2_IP_MEDIA": {kind: argArpTable, handler: (*Manager).mib2IPMedia},
+
+	// The MIB2 get behind netstat -i: per-interface statistics (stats.go).
+	"MIB2_IP_TRAFFIC_STATS": {kind: argIfStats, handler: (*Manager).mib2IPTrafficStats},
 }
 
 // Requests lists the names of the requests the table implements.
@@ -137,6 +185,24 @@ func NewArg(op string) (any, error) {
 		return &ctl.Ifconf{}, nil
 	case argIfnum:
 		return &ctl.Ifnum{}, nil
+	case argIfStats:
+		return &ctl.IfStatsReq{}, nil
+	case argZone:
+		return &ctl.Zone{}, nil
+	case argZoneList:
+		return &ctl.ZoneList{}, nil
+	case argNdreq:
+		return &ctl.Ndreq{}, nil
+	case argNdList:
+		return &ctl.NdList{}, nil
+	case argNdpConf:
+		return &ctl.NdpConf{}, nil
+	case argArpreq:
+		return &ctl.Arpreq{}, nil
+	case argXarpreq:
+		return &ctl.Xarpreq{}, nil
+	case argArpTable:
+		return &ctl.ArpTable{}, nil
 	}
 	return &ctl.Lifreq{}, nil
 }
@@ -146,6 +212,11 @@ type Caller struct {
 	// Privileged callers may run set-requests (root, or a group named at
 	// daemon start).
 	Privileged bool
+	// Zone is the name of the caller's zone; "" is the global zone. A
+	// caller in another zone sees only that zone's units (spec §11) and,
+	// like a shared-IP zone without sys_ip_config, may not change
+	// anything.
+	Zone string
 }
 
 // Do runs request op with argument arg (a pointer of the type NewArg
@@ -167,7 +238,7 @@ func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err 
 	if family != ctl.AF_INET && family != ctl.AF_INET6 && !(family == ctl.AF_UNSPEC && r.kind != argLifreq && r.kind != argIfreq) {
 		return ctl.Errorf(ctl.EAFNOSUPPORT, "socket family %q is not inet or inet6", family)
 	}
-	c := &call{op: op, family: family}
+	c := &call{op: op, family: family, caller: caller}
 	switch r.kind {
 	case argLifreq:
 		c.lifr, ok = arg.(*ctl.Lifreq)
@@ -189,6 +260,24 @@ func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err 
 		c.ifc, ok = arg.(*ctl.Ifconf)
 	case argIfnum:
 		c.ifn, ok = arg.(*ctl.Ifnum)
+	case argArpreq:
+		c.arpr, ok = arg.(*ctl.Arpreq)
+	case argXarpreq:
+		c.xarp, ok = arg.(*ctl.Xarpreq)
+	case argArpTable:
+		c.arpt, ok = arg.(*ctl.ArpTable)
+	case argIfStats:
+		c.ifStats, ok = arg.(*ctl.IfStatsReq)
+	case argZone:
+		c.zone, ok = arg.(*ctl.Zone)
+	case argZoneList:
+		c.zones, ok = arg.(*ctl.ZoneList)
+	case argNdreq:
+		c.nd, ok = arg.(*ctl.Ndreq)
+	case argNdList:
+		c.ndl, ok = arg.(*ctl.NdList)
+	case argNdpConf:
+		c.ndpConf, ok = arg.(*ctl.NdpConf)
 	}
 	if !ok || arg == nil {
 		return ctl.Errorf(ctl.EINVAL, "missing or wrong argument for %s", op)
@@ -196,9 +285,14 @@ func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err 
 	if r.priv && !caller.Privileged {
 		return ctl.Errorf(ctl.EPERM, "%s needs network configuration privilege", op)
 	}
+	if r.priv && caller.Zone != "" {
+		return ctl.Errorf(ctl.EPERM, "%s: zone %s shares the global zone's IP stack and may not configure it", op, caller.Zone)
+	}
 	if r.write {
 		m.mu.Lock()
 		defer m.unlockAndDeliver()
+		// Learned default routes follow ROUTER and up/down (slaac.go).
+		defer m.syncRouterIREsLocked()
 	} else {
 		m.mu.RLock()
 		defer m.mu.RUnlock()
@@ -209,8 +303,12 @@ func (m *Manager) Do(caller Caller, op string, family ctl.Family, arg any) (err 
 			name = c.lifr.Name
 		} else if c.ifr != nil {
 			name = truncIfName(c.ifr.Name)
+		} else if c.nd != nil {
+			name = c.nd.Name
+		} else if c.ndpConf != nil {
+			name = c.ndpConf.Name
 		}
-		u, err := m.lookupLocked(name, family)
+		u, err := m.lookupVisibleLocked(name, family, caller.Zone)
 		if err != nil {
 			return err
 		}

@@ -52,6 +52,10 @@ func (m *Manager) upLocked(u *ipif) error {
 		u.mask = maskOf(u.addr, 128)
 	}
 
+	// §6.1: IPv6 resolver bring-up runs before the duplicate check.
+	if err := ndOwnEntryLocked(u); err != nil {
+		return fail(err)
+	}
 	// §4.5 duplicate local-address check.
 	if err := m.addrAvailableLocked(u); err != nil {
 		return fail(err)
@@ -79,18 +83,8 @@ func (m *Manager) upLocked(u *ipif) error {
 	}
 	u.ires = installed
 	u.flags |= ctl.IFF_UP
-	u.flags &^= ctl.IFF_DUPLICATE
 	if il.upCount() == 1 {
 		m.restoreSavedLocked(il)
-	}
-
-	if !u.addr.IsUnspecified() && u.flags&ctl.IFF_NOLOCAL == 0 {
-		p := netip.PrefixFrom(u.addr, prefixLen(u.mask))
-		if err := m.stack.AddAddress(il.name, p); err != nil {
-			m.log.Warn("stack refused address", "interface", u.name(), "addr", p, "err", err)
-		} else {
-			u.stackAddr = p
-		}
 	}
 
 	// §5.3 step 8: a configured broadcast address with no IRE is reset.
@@ -99,9 +93,26 @@ func (m *Manager) upLocked(u *ipif) error {
 		u.brd = fromV4(v4(u.subnet) | ^v4(u.mask))
 	}
 
-	m.emitLocked(RTM_IFINFO, u)
-	m.emitLocked(RTM_ADD, u)
+	// DAD (dad.go) clears DUPLICATE and probes; when the address is ready
+	// (at once if there is nothing to probe) addrReadyLocked gives it to
+	// the stack and emits RTM_IFINFO and RTM_ADD.
+	m.startDADLocked(u)
 	return nil
+}
+
+// giveAddressLocked hands u's address to the stack once it is ready.
+func (m *Manager) giveAddressLocked(u *ipif) {
+	il := u.ill
+	if !u.addr.IsUnspecified() && u.flags&ctl.IFF_NOLOCAL == 0 {
+		p := netip.PrefixFrom(u.addr, prefixLen(u.mask))
+		if u.slaac {
+			u.stackAddr = p // gVisor's SLAAC holds it already (slaac.go)
+		} else if err := m.stack.AddAddressWithProps(il.name, p, sourceProps(u)); err != nil {
+			m.log.Warn("stack refused address", "interface", u.name(), "addr", p, "err", err)
+		} else {
+			u.stackAddr = p
+		}
+	}
 }
 
 func hostPrefix(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
@@ -173,6 +184,25 @@ func broadcastIREs(u *ipif, mk func(route.Type, netip.Prefix) route.IRE) []route
 	return out
 }
 
+// ndOwnEntryLocked is the part of IPv6 resolver bring-up (spec §6.1,
+// ipif_ndp_up) that can refuse: the address already has a local neighbour
+// entry on this ill, made by another UP unit, and u is not point-to-point
+// (which would become UNNUMBERED instead). That is EEXIST, and it wins
+// over the duplicate check's EADDRNOTAVAIL (spec CHECK-22).
+func ndOwnEntryLocked(u *ipif) error {
+	il := u.ill
+	if !il.v6 || il.isLoopback() || u.addr.IsUnspecified() ||
+		u.flags&(ctl.IFF_NOLOCAL|ctl.IFF_POINTOPOINT) != 0 {
+		return nil
+	}
+	for _, o := range il.ipifs {
+		if o != u && o.up() && o.addr == u.addr && o.flags&(ctl.IFF_NOLOCAL|ctl.IFF_UNNUMBERED) == 0 {
+			return ctl.Errorf(ctl.EEXIST, "address %s already has a neighbour entry on %s (up on %s)", u.addr, il.name, o.name())
+		}
+	}
+	return nil
+}
+
 // addrAvailableLocked is the duplicate local-address check (spec §4.5),
 // run with u about to come up.
 func (m *Manager) addrAvailableLocked(u *ipif) error {
@@ -208,6 +238,7 @@ func (m *Manager) downLocked(u *ipif, logical bool) {
 	il := u.ill
 	wasUp := u.up()
 	u.flags &^= ctl.IFF_UP
+	m.stopDADLocked(u)
 	m.routes.Batch(func() {
 		for _, e := range u.ires {
 			m.routes.Delete(e)
@@ -219,13 +250,14 @@ func (m *Manager) downLocked(u *ipif, logical bool) {
 			m.log.Warn("stack address removal", "interface", u.name(), "err", err)
 		}
 		u.stackAddr = netip.Prefix{}
+		u.slaac = false
 	}
 	if il.upCount() == 0 {
 		// No unit left up: every IRE that uses the ill goes (spec §3.4).
 		m.routes.DeleteMatching(func(e route.IRE) bool {
 			return e.Ill == il.name && e.Dest.Addr().Is6() == il.v6 && e.Flags&route.RTF_KERNEL == 0
 		})
-		if !logical && il.bound {
+		if !logical && il.bound && !il.hasDuplicate() {
 			m.unbindLocked(il)
 		}
 	}
@@ -260,6 +292,7 @@ func (m *Manager) bindLocked(il *ill) error {
 		}
 		il.phy.nicUp = true
 	}
+	m.openARPLocked(il)
 	return nil
 }
 
@@ -275,6 +308,7 @@ func (m *Manager) unbindLocked(il *ill) {
 		}
 	}
 	il.bound = false
+	m.closeARPLocked(il)
 	p := il.phy
 	other := p.ills[1-famIndex(il.v6)]
 	if p.nicUp && (other == nil || !other.bound) {

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -37,6 +38,8 @@ type hookEndpoint struct {
 	divert atomic.Pointer[Diverter]
 	taps   atomic.Pointer[[]*TapFunc] // copy-on-write, under tapMu
 	tapMu  sync.Mutex
+
+	arpDivert atomic.Pointer[Diverter] // sees ARP only, before divert
 }
 
 var (
@@ -57,6 +60,11 @@ func (e *hookEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, p
 		frame := frameOf(pkt, true)
 		for _, t := range *taps {
 			(*t)(Inbound, frame)
+		}
+	}
+	if proto == header.ARPProtocolNumber {
+		if d := e.arpDivert.Load(); d != nil && (*d)(proto, pkt) {
+			return
 		}
 	}
 	if d := e.divert.Load(); d != nil && (*d)(proto, pkt) {
@@ -102,6 +110,17 @@ func (l *Link) SetDiverter(d Diverter) {
 		return
 	}
 	l.hooks.divert.Store(&d)
+}
+
+// SetARPDiverter installs d (nil removes it) as the link's ARP diverter:
+// it sees inbound ARP packets only, ahead of the general diverter, so the
+// ARP layer and a gateway can each have one. One per link.
+func (l *Link) SetARPDiverter(d Diverter) {
+	if d == nil {
+		l.hooks.arpDivert.Store(nil)
+		return
+	}
+	l.hooks.arpDivert.Store(&d)
 }
 
 // AddTap starts calling f for every frame crossing the link, both ways,

@@ -102,7 +102,8 @@ func (e *IRE) key() key {
 
 type entry struct {
 	IRE
-	refs int // share count (broadcast IREs); 1 otherwise
+	refs int    // share count (broadcast IREs); 1 otherwise
+	next *entry // the next IRE of the same destination, in order of adding
 }
 
 // EventKind says what happened to an IRE.
@@ -135,9 +136,11 @@ type Table struct {
 
 	mu      sync.RWMutex
 	entries map[key]*entry
-	// byLen indexes entries by family (0 IPv4, 1 IPv6) and prefix length,
-	// then by masked destination address, for longest-prefix match.
-	byLen [2][129]map[netip.Addr][]*entry
+	// lpm indexes entries by family (0 IPv4, 1 IPv6) and destination for
+	// longest-prefix match; each prefix holds the first of its IREs, in
+	// order of adding, linked through entry.next.
+	lpm   [2]*trie
+	proj  projection // the table as gVisor sees it (sync.go)
 	subs  []func(Event)
 	batch int  // >0 while inside Batch: defer syncing
 	dirty bool // a change happened during the batch
@@ -145,8 +148,31 @@ type Table struct {
 
 // New returns an empty table that keeps install (may be nil) in sync.
 func New(install Installer) *Table {
-	return &Table{install: install, entries: make(map[key]*entry)}
+	return &Table{
+		install: install,
+		entries: make(map[key]*entry),
+		lpm:     [2]*trie{newTrie(false), newTrie(true)},
+		proj:    newProjection(),
+	}
 }
+
+// best returns the most specific type among the IREs of one destination,
+// starting with first, that filter (nil: all) accepts; among equals the
+// oldest.
+func best(first *entry, filter func(*IRE) bool) *entry {
+	var best *entry
+	for ent := first; ent != nil; ent = ent.next {
+		if filter != nil && !filter(&ent.IRE) {
+			continue
+		}
+		if best == nil || rank(ent.Type) < rank(best.Type) {
+			best = ent
+		}
+	}
+	return best
+}
+
+func (t *Table) trieOf(a netip.Addr) *trie { return t.lpm[famIdx(a)] }
 
 func famIdx(a netip.Addr) int {
 	if a.Is4() {
@@ -202,11 +228,17 @@ func (t *Table) Add(e IRE) error {
 	}
 	ent := &entry{IRE: e, refs: 1}
 	t.entries[k] = ent
-	m := &t.byLen[famIdx(e.Dest.Addr())][e.Dest.Bits()]
-	if *m == nil {
-		*m = make(map[netip.Addr][]*entry)
+	tr := t.trieOf(e.Dest.Addr())
+	if first, ok := tr.get(e.Dest); ok {
+		last := first
+		for last.next != nil {
+			last = last.next
+		}
+		last.next = ent
+	} else {
+		tr.set(ent)
 	}
-	(*m)[e.Dest.Addr()] = append((*m)[e.Dest.Addr()], ent)
+	t.proj.add(ent)
 	t.changedLocked(Event{Kind: Added, IRE: e})
 	return nil
 }
@@ -242,14 +274,22 @@ func (t *Table) Delete(e IRE) error {
 
 func (t *Table) removeLocked(ent *entry) {
 	delete(t.entries, ent.key())
-	m := t.byLen[famIdx(ent.Dest.Addr())][ent.Dest.Bits()]
-	list := m[ent.Dest.Addr()]
-	list = slices.DeleteFunc(list, func(x *entry) bool { return x == ent })
-	if len(list) == 0 {
-		delete(m, ent.Dest.Addr())
-	} else {
-		m[ent.Dest.Addr()] = list
+	tr := t.trieOf(ent.Dest.Addr())
+	first, _ := tr.get(ent.Dest)
+	switch {
+	case first == ent && ent.next == nil:
+		tr.remove(ent.Dest)
+	case first == ent:
+		tr.set(ent.next)
+	default:
+		prev := first
+		for prev.next != ent {
+			prev = prev.next
+		}
+		prev.next = ent.next
 	}
+	ent.next = nil
+	t.proj.remove(ent)
 	t.changedLocked(Event{Kind: Deleted, IRE: ent.IRE})
 }
 
@@ -273,6 +313,9 @@ func (t *Table) DeleteMatching(match func(IRE) bool) int {
 func (t *Table) changedLocked(ev Event) {
 	for _, f := range t.subs {
 		f(ev)
+	}
+	if !projects(ev.IRE.Type) {
+		return
 	}
 	if t.batch > 0 {
 		t.dirty = true
@@ -305,29 +348,31 @@ func (t *Table) Refs(e IRE) int {
 // by filter (nil accepts all). Among entries with the same prefix the most
 // specific type wins (local before interface before gateway routes).
 func (t *Table) Lookup(dst netip.Addr, filter func(*IRE) bool) (IRE, bool) {
+	if !dst.IsValid() {
+		return IRE{}, false
+	}
+	if filter == nil {
+		// No caller code runs under the lock: no defer needed.
+		t.mu.RLock()
+		first, ok := t.trieOf(dst).lookup(dst, nil)
+		var out IRE
+		if ok {
+			out = best(first, nil).IRE
+		}
+		t.mu.RUnlock()
+		return out, ok
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	fam := famIdx(dst)
-	for bits := dst.BitLen(); bits >= 0; bits-- {
-		m := t.byLen[fam][bits]
-		if len(m) == 0 {
-			continue
-		}
-		p, _ := dst.Prefix(bits)
-		var best *entry
-		for _, ent := range m[p.Addr()] {
-			if filter != nil && !filter(&ent.IRE) {
-				continue
-			}
-			if best == nil || rank(ent.Type) < rank(best.Type) {
-				best = ent
-			}
-		}
-		if best != nil {
-			return best.IRE, true
-		}
+	var found *entry
+	t.trieOf(dst).lookup(dst, func(first *entry) bool {
+		found = best(first, filter)
+		return found != nil
+	})
+	if found == nil {
+		return IRE{}, false
 	}
-	return IRE{}, false
+	return found.IRE, true
 }
 
 func rank(t Type) int {
@@ -375,52 +420,6 @@ func (t *Table) All() []Entry {
 		return a.Gateway.Compare(b.Gateway)
 	})
 	return out
-}
-
-// syncLocked projects the table onto gVisor: interface IREs become on-link
-// routes, gateway IREs become routes through the ill (or, unbound, through
-// the ill whose interface IRE covers the gateway), loopback IREs route to
-// their ill. Local and broadcast IREs need no gVisor route: gVisor delivers
-// to its own addresses and subnet broadcasts by itself.
-func (t *Table) syncLocked() {
-	t.dirty = false
-	if t.install == nil {
-		return
-	}
-	var routes []stack.Route
-	for _, ent := range t.entries {
-		switch {
-		case ent.Type.IsInterface(), ent.Type == IRE_LOOPBACK:
-			if ent.Flags&RTF_BLACKHOLE != 0 {
-				continue
-			}
-			routes = append(routes, stack.Route{Dest: ent.Dest, NIC: ent.Ill})
-		case ent.Type == IRE_PREFIX, ent.Type == IRE_HOST, ent.Type == IRE_DEFAULT:
-			ill := ent.Ill
-			if ill == "" {
-				ill = t.onLinkIllLocked(ent.Gateway)
-			}
-			if ill == "" {
-				continue
-			}
-			routes = append(routes, stack.Route{Dest: ent.Dest, Gateway: ent.Gateway, NIC: ill})
-		}
-	}
-	t.install.SetRoutes(routes)
-}
-
-// onLinkIllLocked returns the ill of the longest interface IRE covering a.
-func (t *Table) onLinkIllLocked(a netip.Addr) string {
-	fam := famIdx(a)
-	for bits := a.BitLen(); bits >= 0; bits-- {
-		p, _ := a.Prefix(bits)
-		for _, ent := range t.byLen[fam][bits][p.Addr()] {
-			if ent.Type.IsInterface() {
-				return ent.Ill
-			}
-		}
-	}
-	return ""
 }
 
 // NetstatFlags returns the netstat-style flag letters of e: U up, G

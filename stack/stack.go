@@ -7,12 +7,14 @@
 package stack
 
 import (
+	"crypto/rand"
 	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -52,11 +54,18 @@ type Options struct {
 	// local address" (its martian-source check creates a temporary
 	// address for the source on a promiscuous NIC, then finds it).
 	NoHandleLocal bool
+
+	// NDPDispatcher receives gVisor's neighbour-discovery events (router
+	// advertisements, SLAAC addresses; package ndp). gVisor takes it only
+	// at creation. Router advertisements are still ignored until a NIC is
+	// configured to handle them (ndp.Configure).
+	NDPDispatcher ipv6.NDPDispatcher
 }
 
 // New creates a stack with IPv4, IPv6, ARP, TCP, UDP and ICMP. gVisor's
-// own IPv6 DAD, SLAAC and link-local generation are off: ifmgr and ndp own
-// those decisions.
+// own IPv6 DAD and link-local generation are off, and it ignores router
+// advertisements (so does no SLAAC) until ndp.Configure turns them on for
+// a NIC: ifmgr and ndp own those decisions.
 func New() *Stack { return NewWithOptions(Options{}) }
 
 // NewWithOptions is New with options.
@@ -68,6 +77,8 @@ func NewWithOptions(o Options) *Stack {
 				NDPConfigs:       ipv6.NDPConfigurations{HandleRAs: ipv6.HandlingRAsDisabled},
 				DADConfigs:       gstack.DADConfigurations{DupAddrDetectTransmits: 0},
 				AutoGenLinkLocal: false,
+				NDPDisp:          o.NDPDispatcher,
+				TempIIDSeed:      tempIIDSeed(),
 			}),
 			arp.NewProtocol,
 		},
@@ -77,6 +88,14 @@ func NewWithOptions(o Options) *Stack {
 		HandleLocal: !o.NoHandleLocal,
 	})
 	return &Stack{s: s, nics: make(map[string]tcpip.NICID), nextID: 1}
+}
+
+// tempIIDSeed seeds the interface identifiers of RFC 4941 temporary
+// addresses: random, so they cannot be predicted across runs.
+func tempIIDSeed() []byte {
+	b := make([]byte, header.IIDSize)
+	rand.Read(b)
+	return b
 }
 
 // GVisor returns the underlying gVisor stack, for endpoints built on it
@@ -182,9 +201,22 @@ func protoOf(a netip.Addr) tcpip.NetworkProtocolNumber {
 	return ipv6.ProtocolNumber
 }
 
+// AddressProps are what source-address selection weighs besides scope and
+// prefix (the unit's DEPRECATED, TEMPORARY and PREFERRED flags).
+type AddressProps struct {
+	Deprecated bool // chosen only when no other address will do
+	Temporary  bool // preferred over a stable address (RFC 6724 rule 7)
+	Preferred  bool // first among otherwise equal candidates
+}
+
 // AddAddress assigns p.Addr() with prefix length p.Bits() to NIC name.
 // The prefix tells gVisor the subnet (directed broadcast, on-link).
 func (s *Stack) AddAddress(name string, p netip.Prefix) error {
+	return s.AddAddressWithProps(name, p, AddressProps{})
+}
+
+// AddAddressWithProps is AddAddress with source-selection properties.
+func (s *Stack) AddAddressWithProps(name string, p netip.Prefix, props AddressProps) error {
 	id, err := s.id(name)
 	if err != nil {
 		return err
@@ -196,7 +228,12 @@ func (s *Stack) AddAddress(name string, p netip.Prefix) error {
 			PrefixLen: p.Bits(),
 		},
 	}
-	return wrap(fmt.Sprintf("add address %s to %s", p, name), s.s.AddProtocolAddress(id, pa, gstack.AddressProperties{}))
+	ap := gstack.AddressProperties{Temporary: props.Temporary}
+	ap.Lifetimes.Deprecated = props.Deprecated
+	if props.Preferred {
+		ap.PEB = gstack.FirstPrimaryEndpoint
+	}
+	return wrap(fmt.Sprintf("add address %s to %s", p, name), s.s.AddProtocolAddress(id, pa, ap))
 }
 
 // RemoveAddress removes a from NIC name.

@@ -19,7 +19,7 @@ const ifconfigUsage = `  tapadm ifconfig -a [-o json]
   tapadm ifconfig IF[:N] [inet|inet6] [-o json]
   tapadm ifconfig IF [inet|inet6] plumb | unplumb
   tapadm ifconfig IF[:N] [inet|inet6] [ADDR[/PREFIX] [DEST]] [netmask M|+] [broadcast B|+]
-                         [destination D] [up|down] [mtu N] [metric N] [[-]FLAG]...
+                         [destination D] [up|down] [mtu N] [metric N] [zone Z|-zone] [[-]FLAG]...
   tapadm ifconfig IF[:N] [inet|inet6] addif ADDR[/PREFIX] [up]
   tapadm ifconfig IF [inet|inet6] removeif ADDR
 `
@@ -52,6 +52,7 @@ const (
 	stepSend  stepKind = iota // send op with req, lifr_name filled in
 	stepFlags                 // SIOCGLIFFLAGS, then SIOCSLIFFLAGS with set/clear applied
 	stepAddif                 // SIOCLIFADDIF; later steps act on the new unit
+	stepZone                  // SIOCSLIFZONE to zone zone, its id asked of the daemon
 )
 
 // step is one action of an ifconfig plan.
@@ -60,6 +61,7 @@ type step struct {
 	op         string
 	req        ctl.Lifreq
 	set, clear ctl.Flags
+	zone       string // stepZone: the zone's name
 }
 
 // flagWord is a keyword that sets or clears interface flags.
@@ -102,8 +104,8 @@ var flagWords = map[string]flagWord{
 // notYet are illumos ifconfig keywords whose requests tapadm does not send
 // yet; naming them gives a clearer error than "bad address".
 var notYet = map[string]bool{
-	"index": true, "group": true, "ipmp": true, "usesrc": true, "zone": true,
-	"-zone": true, "all-zones": true, "token": true, "subnet": true,
+	"index": true, "group": true, "ipmp": true, "usesrc": true,
+	"token": true, "subnet": true,
 	"ether": true, "dhcp": true, "auto-dhcp": true, "set": true, "tsrc": true,
 	"tdst": true, "configinfo": true, "modlist": true, "modinsert": true,
 	"modremove": true, "encaplimit": true, "-encaplimit": true,
@@ -337,6 +339,12 @@ func parsePlan(f ctl.Family, args []string) ([]step, error) {
 				return nil, ifconfigUsagef("bad metric %q", v)
 			}
 			seg.inPlace = append(seg.inPlace, step{op: "SIOCSLIFMETRIC", req: ctl.Lifreq{Metric: int(n)}})
+		case "zone":
+			seg.inPlace = append(seg.inPlace, step{kind: stepZone, op: "SIOCSLIFZONE", zone: v})
+		case "-zone":
+			seg.inPlace = append(seg.inPlace, step{op: "SIOCSLIFZONE", req: ctl.Lifreq{ZoneID: ctl.GLOBAL_ZONEID}})
+		case "all-zones":
+			seg.inPlace = append(seg.inPlace, step{op: "SIOCSLIFZONE", req: ctl.Lifreq{ZoneID: ctl.ALL_ZONES}})
 		case "auto-revarp":
 			return nil, ifconfigUsagef("auto-revarp is not supported")
 		case "inet", "inet6":
@@ -416,7 +424,7 @@ func parseAddr(s string, f ctl.Family) (netip.Addr, error) {
 // argKeywords are the ifconfig keywords that take an argument.
 var argKeywords = map[string]bool{
 	"addif": true, "removeif": true, "netmask": true, "broadcast": true,
-	"destination": true, "mtu": true, "metric": true,
+	"destination": true, "mtu": true, "metric": true, "zone": true,
 }
 
 // isKeyword reports whether s is an ifconfig keyword of any kind.
@@ -540,6 +548,14 @@ func (a *app) execPlan(ctx context.Context, r requester, cmd *ifconfigCmd) error
 			}
 			name = res.Name
 			if _, err := fmt.Fprintf(a.stdout, "Created new logical interface %s\n", name); err != nil {
+				return err
+			}
+		case stepZone:
+			id, err := zoneIDByName(ctx, r, s.zone)
+			if err != nil {
+				return err
+			}
+			if err := r.Do(ctx, s.op, f, ctl.Lifreq{Name: name, ZoneID: id}, nil); err != nil {
 				return err
 			}
 		case stepFlags:

@@ -112,6 +112,12 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.ipadm(ctx, rest)
 	case "request":
 		return a.request(ctx, rest)
+	case "zoneadm":
+		return a.zoneadm(ctx, rest)
+	case "arp":
+		return a.arp(ctx, rest)
+	case "ndp":
+		return a.ndp(ctx, rest)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(a.stdout, usage)
 		return err
@@ -123,7 +129,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 const usage = `usage: tapadm [--ctl PATH] COMMAND [ARGS]
 
 Commands:
-` + ifconfigUsage + dladmUsage + netstatUsage + pingUsage + snoopUsage + gatewayUsage + routeUsage + ipadmUsage + requestUsage + `  tapadm help
+` + ifconfigUsage + dladmUsage + netstatUsage + pingUsage + snoopUsage + gatewayUsage + routeUsage + ipadmUsage + requestUsage + zoneadmUsage + arpUsage + ndpUsage + `  tapadm help
 
 The control socket is --ctl PATH, else $TAPSTACK_CTL, else ` + ctl.DefaultSocket + `.
 `
@@ -163,6 +169,12 @@ func (e *usageError) synopsis() string {
 		return ipadmUsage
 	case "request":
 		return requestUsage
+	case "zoneadm":
+		return zoneadmUsage
+	case "arp":
+		return arpUsage
+	case "ndp":
+		return ndpUsage
 	default:
 		return usage
 	}

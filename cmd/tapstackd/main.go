@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return serve(ctx, args, stderr)
 }
 
-const serveUsage = `usage: tapstackd [--ctl PATH] [--services echo,discard]
+const serveUsage = `usage: tapstackd [--ctl PATH] [--state PATH] [--services echo,discard] [--group NAME]... [--zone-map UID=ZONE]...
        tapstackd --netns NAME|PATH|PID [--configure] [-p [HOSTADDR:]HOSTPORT:NSPORT[/tcp|/udp]]... [flags]
        tapstackd run [flags] -- CMD [ARGS...]
 
@@ -106,6 +106,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Services:       splitList(o.services),
 		CreateTap:      createTap,
 		CreateAFPacket: createAFPacket,
+		Groups:         o.groups,
+		ZoneMap:        o.zoneMap,
+		StatePath:      o.state,
 		Log:            log,
 	})
 	if err != nil {
@@ -120,6 +123,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		nsDone = n.Done()
 	}
+	// After the gateway's own link exists, so its saved addresses apply.
+	d.RestoreState()
 	log.Info("tapstackd listening", "ctl", path, "services", o.services, "netns", o.netns)
 	stopServing := startServing(ctx, d)
 	if err := signalReady(o.readyFD); err != nil {

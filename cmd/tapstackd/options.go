@@ -44,7 +44,16 @@ type options struct {
 	forwards   forwardsFlag
 	readyFD    int
 	exitFD     int
+
+	// Who may do what on the control socket (serve only).
+	groups  []string          // --group: privileged groups
+	zoneMap map[uint32]string // --zone-map: the zone of a uid's clients
+
+	state string // --state: the ipadm state file (serve only; "" for none)
 }
+
+// defaultStatePath is where tapstackd keeps the ipadm configuration.
+const defaultStatePath = "/var/lib/tapstack/state.json"
 
 // gatewayFlags are the flags that only make sense with a namespace; the
 // daemon refuses them without --netns.
@@ -66,6 +75,27 @@ func newFlagSet(name string, o *options, forRun bool) *flag.FlagSet {
 	if !forRun {
 		fs.StringVar(&o.netns, "netns", "", "connect this network namespace: a name under /run/netns, an absolute path, or a PID")
 		fs.BoolVar(&o.configure, "configure", false, "configure the namespace side: address, default route, MTU, lo up")
+		fs.StringVar(&o.state, "state", defaultStatePath, "the file tapadm ipadm's persistent configuration is kept in and restored from at start (\"\" keeps none; with --netns none unless given)")
+		fs.Func("group", "members of this group (name or gid) may run set-requests, as root and the daemon's user may (repeatable, or a comma list)", func(s string) error {
+			for g := range strings.SplitSeq(s, ",") {
+				if g = strings.TrimSpace(g); g == "" {
+					return fmt.Errorf("empty group name in %q", s)
+				}
+				o.groups = append(o.groups, g)
+			}
+			return nil
+		})
+		fs.Func("zone-map", "UID=ZONE: clients of this uid (or user name) see only ZONE's interfaces and change nothing (repeatable)", func(s string) error {
+			uid, zone, err := daemon.ParseZoneMap(s)
+			if err != nil {
+				return err
+			}
+			if o.zoneMap == nil {
+				o.zoneMap = map[uint32]string{}
+			}
+			o.zoneMap[uid] = zone
+			return nil
+		})
 	}
 	fs.StringVar(&o.tap, "tap", daemon.DefaultTapName, "name of the TAP device in the namespace")
 	fs.UintVar(&o.mtu, "mtu", daemon.DefaultMTU, fmt.Sprintf("MTU of the namespace link (max %d)", daemon.MaxMTU))
@@ -96,6 +126,11 @@ func runCtlNote(forRun bool) string {
 // check validates what the flag package cannot: flags that need
 // --netns, the descriptors. set is the set of flags given.
 func (o *options) check(set map[string]bool, forRun bool) error {
+	if !forRun && o.netns != "" && !set["state"] {
+		// A daemon serving one namespace is one of many: they must not
+		// share (and restore) the system daemon's configuration.
+		o.state = ""
+	}
 	if !forRun && o.netns == "" {
 		for _, f := range gatewayFlags {
 			if set[f] {

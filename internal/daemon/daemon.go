@@ -15,12 +15,12 @@ import (
 	"path/filepath"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tapstack/tapstack/ctl"
 	"github.com/tapstack/tapstack/ifmgr"
+	"github.com/tapstack/tapstack/ifmgr/ipadm"
 	"github.com/tapstack/tapstack/internal/services"
 	"github.com/tapstack/tapstack/link"
+	"github.com/tapstack/tapstack/ndp"
 	"github.com/tapstack/tapstack/route"
 	"github.com/tapstack/tapstack/stack"
 )
@@ -37,7 +37,15 @@ type Config struct {
 	// CreateAFPacket makes an AF_PACKET link; the daemon calls it for
 	// dladm create-afpacket. Nil refuses create-afpacket (ENOTSUP).
 	CreateAFPacket func(ctl.CreateAFPacket) (*link.Link, error)
-	Log            *slog.Logger
+	// Groups names groups (or gids) whose members may run set-requests,
+	// besides root and the daemon's user (privilege.go).
+	Groups []string
+	// ZoneMap puts the clients of a uid in a zone (zones.go).
+	ZoneMap map[uint32]string
+	// StatePath is the ipadm state file ("" keeps no state); read at New,
+	// applied by RestoreState (ipadm.go).
+	StatePath string
+	Log       *slog.Logger
 }
 
 // Daemon is one running tapstackd.
@@ -48,8 +56,11 @@ type Daemon struct {
 	links  *link.Registry
 	routes *route.Table
 	ifm    *ifmgr.Manager
+	ipadm  *ipadm.Registry
+	ndp    *ndp.Dispatcher
 	svc    *services.Services
 	ln     *net.UnixListener
+	priv   *privilege
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -69,22 +80,37 @@ func New(cfg Config) (*Daemon, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+	priv, err := newPrivilege(cfg.Groups)
+	if err != nil {
+		return nil, err
+	}
+	d.priv = priv
 	// Without HandleLocal: a namespace gateway (ConnectNamespace) makes
 	// its NIC promiscuous, and gVisor with HandleLocal drops everything
 	// arriving on a promiscuous NIC (stack.Options). The cost: the stack's
 	// own traffic to its addresses on a non-loopback NIC leaves by that
 	// NIC instead of looping inside (lo0 is unaffected).
-	d.stack = stack.NewWithOptions(stack.Options{NoHandleLocal: true})
+	// The NDP dispatcher carries router advertisements and SLAAC
+	// addresses from gVisor to the interface layer (ADDRCONF units).
+	d.ndp = ndp.NewDispatcher()
+	d.stack = stack.NewWithOptions(stack.Options{NoHandleLocal: true, NDPDispatcher: d.ndp})
 	d.routes = route.New(d.stack)
-	ifm, err := ifmgr.New(ifmgr.Config{Stack: d.stack, Routes: d.routes, Links: d.links, Log: d.log})
+	ifm, err := ifmgr.New(ifmgr.Config{Stack: d.stack, Routes: d.routes, Links: d.links, Log: d.log, NDP: d.ndp})
 	if err != nil {
+		d.ndp.Close()
 		d.stack.Close()
 		return nil, err
 	}
 	d.ifm = ifm
+	if d.ipadm, err = ipadm.New(ifm, cfg.StatePath, d.log); err != nil {
+		d.ndp.Close()
+		d.stack.Close()
+		return nil, err
+	}
 	if len(cfg.Services) > 0 {
 		svc, err := services.Start(d.stack.GVisor(), cfg.Services)
 		if err != nil {
+			d.ndp.Close()
 			d.stack.Close()
 			return nil, err
 		}
@@ -179,24 +205,8 @@ func (d *Daemon) Close() {
 		d.svc.Close()
 	}
 	d.links.CloseAll()
+	d.ndp.Close()
 	d.stack.Close()
-}
-
-// privileged decides from the peer's credentials whether it may run
-// set-requests: root, or the daemon's own user.
-func privileged(c *net.UnixConn) bool {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var cred *unix.Ucred
-	raw.Control(func(fd uintptr) {
-		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	})
-	if err != nil || cred == nil {
-		return false
-	}
-	return cred.Uid == 0 || int(cred.Uid) == os.Getuid()
 }
 
 // maxLine bounds one request line.
@@ -210,7 +220,7 @@ func (d *Daemon) serveConn(c *net.UnixConn) {
 		d.mu.Unlock()
 		d.wg.Done()
 	}()
-	caller := ifmgr.Caller{Privileged: privileged(c)}
+	caller := d.callerOf(c)
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	w := bufio.NewWriter(c)
@@ -290,13 +300,13 @@ func (d *Daemon) dispatch(caller ifmgr.Caller, req *ctl.Request) (any, error) {
 		if err := decode(req, &a); err != nil {
 			return nil, err
 		}
-		return d.createTap(caller, a)
+		return d.linkCreated(a.Name)(d.createTap(caller, a))
 	case "dladm.create-afpacket":
 		var a ctl.CreateAFPacket
 		if err := decode(req, &a); err != nil {
 			return nil, err
 		}
-		return d.createAFPacket(caller, a)
+		return d.linkCreated(a.Name)(d.createAFPacket(caller, a))
 	case "dladm.delete-link":
 		var a ctl.LinkName
 		if err := decode(req, &a); err != nil {
@@ -306,7 +316,13 @@ func (d *Daemon) dispatch(caller ifmgr.Caller, req *ctl.Request) (any, error) {
 	case "dladm.show-link":
 		return d.showLinks(), nil
 	case "netstat.routes":
-		return d.routeEntries(req.Family), nil
+		return zoneRoutes(caller, d.routeEntries(req.Family)), nil
+	case "netstat.interfaces":
+		var a ctl.IfStatsReq
+		if err := decode(req, &a); err != nil {
+			return nil, err
+		}
+		return d.interfaceStats(caller, req.Family, a)
 	case "ping":
 		var a ctl.Ping
 		if err := decode(req, &a); err != nil {
@@ -339,6 +355,9 @@ func (d *Daemon) dispatch(caller ifmgr.Caller, req *ctl.Request) (any, error) {
 			return nil, err
 		}
 		return nil, d.removeForward(caller, a.ID)
+	}
+	if res, ok, err := d.dispatchIpadm(caller, req); ok {
+		return res, err
 	}
 	arg, err := ifmgr.NewArg(req.Op)
 	if err != nil {

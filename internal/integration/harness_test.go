@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,7 +73,13 @@ func startDaemonIn(t *testing.T, netns string, flags ...string) *daemon {
 		t.Fatal(err)
 	}
 	defer ready.Close()
-	d.cmd = daemonCommand(t, netns, append([]string{"--ctl", sock, "--ready-fd", "3"}, flags...)...)
+	args := []string{"--ctl", sock, "--ready-fd", "3"}
+	if !slices.ContainsFunc(flags, func(f string) bool { return strings.HasPrefix(f, "--state") }) {
+		// Never the system daemon's state file: tests would restore each
+		// other's configuration.
+		args = append(args, "--state=")
+	}
+	d.cmd = daemonCommand(t, netns, append(args, flags...)...)
 	d.cmd.Stderr = d.stderr
 	d.cmd.ExtraFiles = []*os.File{readyW}
 	err = d.cmd.Start()
