@@ -67,3 +67,12 @@ type ArpTable struct {
 	Ifname  string     `json:"ifname,omitempty"`
 	Entries []ArpEntry `json:"entries"`
 }
+
+// WaitDAD is the argument of the "wait-dad" operation: wait until
+// duplicate address detection of logical interface Name (in the request's
+// family) is over, as illumos ifconfig does after bringing an address up.
+// The reply is empty; a duplicate is EADDRINUSE naming the holder.
+type WaitDAD struct {
+	Name      string `json:"name"`
+	TimeoutMS int    `json:"timeout_ms,omitempty"` // 0: the daemon's default (10 s)
+}

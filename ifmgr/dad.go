@@ -47,9 +47,10 @@ type dadState struct {
 // dadFor returns the DAD of il's family, or nil when its addresses are
 // ready at once: IPv6 (for now), no ARP on the ill, or DAD turned off
 // (_arp_no_defense). Turning it on or off affects units brought up
-// afterwards. illumos defaults _arp_no_defense to 0; tapstack to 1 until
-// its clients (tapadm ifconfig, the namespace gateway) wait for DAD as
-// illumos ifconfig does; Config.DAD sets 0.
+// afterwards. illumos defaults _arp_no_defense to 0. ifmgr's own default
+// is 1, so a Manager embedded in a test or a program gets usable
+// addresses at once; tapstackd sets Config.DAD (hence 0), and its clients
+// wait for DAD as illumos ifconfig does (the "wait-dad" operation).
 func (m *Manager) dadFor(il *ill) dadStarter {
 	if il.v6 || il.arp == nil || m.tunableLocked("_arp_no_defense") != 0 {
 		return nil

@@ -558,6 +558,7 @@ func (a *app) execPlan(ctx context.Context, r requester, cmd *ifconfigCmd) error
 			if err := r.Do(ctx, s.op, f, ctl.Lifreq{Name: name, ZoneID: id}, nil); err != nil {
 				return err
 			}
+
 		case stepFlags:
 			var cur ctl.Lifreq
 			if err := r.Do(ctx, "SIOCGLIFFLAGS", f, ctl.Lifreq{Name: name}, &cur); err != nil {
@@ -567,10 +568,24 @@ func (a *app) execPlan(ctx context.Context, r requester, cmd *ifconfigCmd) error
 			if err := r.Do(ctx, "SIOCSLIFFLAGS", f, req, nil); err != nil {
 				return err
 			}
+			if req.Flags&ctl.IFF_UP != 0 {
+				// As illumos ifconfig: return once duplicate address
+				// detection is over, so the address works (or is
+				// reported as a duplicate).
+				if err := r.Do(ctx, "wait-dad", f, ctl.WaitDAD{Name: name}, nil); err != nil {
+					return err
+				}
+			}
 		default:
 			req := s.req
 			req.Name = name
 			if err := r.Do(ctx, s.op, f, req, nil); err != nil {
+				return err
+			}
+		}
+		if s.op == "SIOCSLIFZONE" {
+			// An up unit changes zone by going down and up again.
+			if err := r.Do(ctx, "wait-dad", f, ctl.WaitDAD{Name: name}, nil); err != nil {
 				return err
 			}
 		}

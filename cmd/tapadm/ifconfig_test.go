@@ -353,6 +353,10 @@ func TestIfconfigRequests(t *testing.T) {
 	setFlags := func(name string, f ctl.Family, fl ctl.Flags) call {
 		return call{Op: "SIOCSLIFFLAGS", Family: f, Args: ctl.Lifreq{Name: name, Flags: fl}}
 	}
+	// Bringing a unit up is followed by a wait for its DAD.
+	waitDAD := func(name string, f ctl.Family) call {
+		return call{Op: "wait-dad", Family: f, Args: ctl.WaitDAD{Name: name}}
+	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -382,7 +386,7 @@ func TestIfconfigRequests(t *testing.T) {
 				{Op: "SIOCSLIFADDR", Family: v4, Args: named("tap0", a4("10.0.0.1"))},
 				{Op: "SIOCSLIFBRDADDR", Family: v4, Args: ctl.Lifreq{Name: "tap0", Broadaddr: mustAddr(t, "10.0.0.255")}},
 				getFlags("tap0", v4),
-				setFlags("tap0", v4, down|ctl.IFF_UP),
+				setFlags("tap0", v4, down|ctl.IFF_UP), waitDAD("tap0", v4),
 			},
 		},
 		{
@@ -393,7 +397,7 @@ func TestIfconfigRequests(t *testing.T) {
 				{Op: "SIOCSLIFADDR", Family: v4, Args: named("tap0", a4("10.0.0.1"))},
 				{Op: "SIOCSLIFMTU", Family: v4, Args: ctl.Lifreq{Name: "tap0", MTU: 1400}},
 				getFlags("tap0", v4),
-				setFlags("tap0", v4, down|ctl.IFF_UP),
+				setFlags("tap0", v4, down|ctl.IFF_UP), waitDAD("tap0", v4),
 			},
 		},
 		{
@@ -464,7 +468,7 @@ func TestIfconfigRequests(t *testing.T) {
 				{Op: "SIOCSLIFNETMASK", Family: v6, Args: named("tap0", a4("ffff:ffff:ffff:ffff::"))},
 				{Op: "SIOCSLIFADDR", Family: v6, Args: named("tap0", a4("2001:db8::1"))},
 				getFlags("tap0", v6),
-				setFlags("tap0", v6, down|ctl.IFF_UP),
+				setFlags("tap0", v6, down|ctl.IFF_UP), waitDAD("tap0", v6),
 			},
 		},
 		{
@@ -476,7 +480,7 @@ func TestIfconfigRequests(t *testing.T) {
 				{Op: "SIOCSLIFNETMASK", Family: v4, Args: named("tap0:1", a4("255.255.255.0"))},
 				{Op: "SIOCSLIFADDR", Family: v4, Args: named("tap0:1", a4("10.0.0.3"))},
 				getFlags("tap0:1", v4),
-				setFlags("tap0:1", v4, down|ctl.IFF_UP),
+				setFlags("tap0:1", v4, down|ctl.IFF_UP), waitDAD("tap0:1", v4),
 			},
 		},
 		{
@@ -507,7 +511,7 @@ func TestIfconfigRequests(t *testing.T) {
 				{Op: "SIOCSLIFNETMASK", Family: v4, Args: named("tap0", a4("255.255.255.0"))},
 				{Op: "SIOCSLIFADDR", Family: v4, Args: named("tap0", a4("10.0.0.1"))},
 				getFlags("tap0", v4),
-				setFlags("tap0", v4, down|ctl.IFF_UP),
+				setFlags("tap0", v4, down|ctl.IFF_UP), waitDAD("tap0", v4),
 			},
 		},
 		{

@@ -109,6 +109,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Groups:         o.groups,
 		ZoneMap:        o.zoneMap,
 		StatePath:      o.state,
+		NoDAD:          !o.dad,
 		Log:            log,
 	})
 	if err != nil {

@@ -83,7 +83,8 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		path = runSocketPath()
 	}
 	log.Debug("control socket", "ctl", path)
-	d, err := daemon.New(daemon.Config{CtlPath: path, Services: splitList(o.services), CreateTap: createTap, Log: log})
+	// No DAD: tapstack configures both ends of the namespace's link.
+	d, err := daemon.New(daemon.Config{CtlPath: path, Services: splitList(o.services), CreateTap: createTap, NoDAD: true, Log: log})
 	if err != nil {
 		return err
 	}

@@ -104,7 +104,8 @@ func serveSlirp4netns(ctx context.Context, o *slirp.Options, stdout, stderr io.W
 	}
 	defer os.RemoveAll(dir)
 	ctlPath := filepath.Join(dir, "tapstackd.sock")
-	d, err := daemon.New(daemon.Config{CtlPath: ctlPath, Log: log})
+	// No DAD: tapstack configures both ends of the namespace's link.
+	d, err := daemon.New(daemon.Config{CtlPath: ctlPath, NoDAD: true, Log: log})
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,9 @@ type Config struct {
 	Groups []string
 	// ZoneMap puts the clients of a uid in a zone (zones.go).
 	ZoneMap map[uint32]string
+	// NoDAD turns IPv4 duplicate address detection off: addresses are
+	// usable the moment they are up (tapstackd --no-dad).
+	NoDAD bool
 	// StatePath is the ipadm state file ("" keeps no state); read at New,
 	// applied by RestoreState (ipadm.go).
 	StatePath string
@@ -95,7 +98,7 @@ func New(cfg Config) (*Daemon, error) {
 	d.ndp = ndp.NewDispatcher()
 	d.stack = stack.NewWithOptions(stack.Options{NoHandleLocal: true, NDPDispatcher: d.ndp})
 	d.routes = route.New(d.stack)
-	ifm, err := ifmgr.New(ifmgr.Config{Stack: d.stack, Routes: d.routes, Links: d.links, Log: d.log, NDP: d.ndp})
+	ifm, err := ifmgr.New(ifmgr.Config{Stack: d.stack, Routes: d.routes, Links: d.links, Log: d.log, NDP: d.ndp, DAD: !cfg.NoDAD})
 	if err != nil {
 		d.ndp.Close()
 		d.stack.Close()
@@ -323,6 +326,12 @@ func (d *Daemon) dispatch(caller ifmgr.Caller, req *ctl.Request) (any, error) {
 			return nil, err
 		}
 		return d.interfaceStats(caller, req.Family, a)
+	case "wait-dad":
+		var a ctl.WaitDAD
+		if err := decode(req, &a); err != nil {
+			return nil, err
+		}
+		return nil, d.waitDAD(req.Family, a)
 	case "ping":
 		var a ctl.Ping
 		if err := decode(req, &a); err != nil {

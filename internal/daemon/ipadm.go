@@ -58,6 +58,9 @@ func (d *Daemon) dispatchIpadm(caller ifmgr.Caller, req *ctl.Request) (result an
 		if err != nil {
 			return nil, true, err
 		}
+		if err := d.waitAddrDAD(a.Obj); err != nil {
+			return nil, true, err
+		}
 		return info, true, nil
 	case "delete-addr", "up-addr", "down-addr", "enable-addr", "disable-addr", "refresh-addr", "show-addr":
 		var a ctl.IpadmAddrObj
@@ -72,7 +75,14 @@ func (d *Daemon) dispatchIpadm(caller ifmgr.Caller, req *ctl.Request) (result an
 			"delete-addr": reg.DeleteAddr, "up-addr": reg.UpAddr, "down-addr": reg.DownAddr,
 			"enable-addr": reg.EnableAddr, "disable-addr": reg.DisableAddr, "refresh-addr": reg.RefreshAddr,
 		}[sub]
-		return nil, true, op(caller, a)
+		if err := op(caller, a); err != nil {
+			return nil, true, err
+		}
+		switch sub {
+		case "up-addr", "enable-addr", "refresh-addr":
+			return nil, true, d.waitAddrDAD(a.Obj)
+		}
+		return nil, true, nil
 	case "set-prop", "reset-prop", "set-ifprop", "reset-ifprop", "set-addrprop", "reset-addrprop":
 		var a ctl.IpadmProp
 		if err := decode(req, &a); err != nil {

@@ -458,6 +458,7 @@ func (n *Namespace) plumbFamily(fam ctl.Family, addrs []netip.Prefix) error {
 	if err := m.Do(asDaemon, "SIOCSLIFNAME", fam, &ctl.Lifreq{Name: n.name, Flags: flags}); err != nil {
 		return err
 	}
+	var names []string
 	for i, p := range addrs {
 		name := n.name
 		if i > 0 {
@@ -483,6 +484,14 @@ func (n *Namespace) plumbFamily(fam ctl.Family, addrs []netip.Prefix) error {
 			return err
 		}
 		if err := m.Do(asDaemon, "SIOCSLIFFLAGS", fam, &ctl.Lifreq{Name: name, Flags: cur.Flags | ctl.IFF_UP}); err != nil {
+			return err
+		}
+		names = append(names, name)
+	}
+	// The namespace is ready when its gateway answers: after DAD, when
+	// the daemon runs it.
+	for _, name := range names {
+		if err := n.d.waitDAD(fam, ctl.WaitDAD{Name: name}); err != nil {
 			return err
 		}
 	}

@@ -142,6 +142,7 @@ func (f *snoopFixture) plumb(c *ctl.Client) {
 	do(t, c, "SIOCGLIFFLAGS", ctl.Lifreq{Name: "mem0"}, &r)
 	r.Flags |= ctl.IFF_UP
 	do(t, c, "SIOCSLIFFLAGS", r, nil)
+	do(t, c, "wait-dad", ctl.WaitDAD{Name: "mem0"}, nil) // as ifconfig does
 
 	ps := stack.New()
 	t.Cleanup(ps.Close)

@@ -83,7 +83,12 @@ func TestDADKernelHoldsAddress(t *testing.T) {
 	p := newDADPair(t, 91)
 	p.tapadm("ipadm", "set-prop", "-p", "_dup_recovery=2000", "ip")
 	p.nsExec("ip", "addr", "add", p.stackIP+"/24", "dev", p.tap)
-	p.tapadm("ifconfig", p.tap, p.stackIP+"/24", "up")
+	waitUntil(t, "tap0 RUNNING", 10*time.Second, func() bool { return p.flags(p.tap)&ctl.IFF_RUNNING != 0 })
+	// ifconfig waits for DAD, as illumos ifconfig does, and reports the
+	// duplicate.
+	if out, err := p.tryTapadm("ifconfig", p.tap, p.stackIP+"/24", "up"); err == nil || !strings.Contains(out, "EADDRINUSE") {
+		t.Errorf("ifconfig up of an address the kernel holds: %v, want EADDRINUSE:\n%s", err, out)
+	}
 	waitUntil(t, "tap0 DUPLICATE", 10*time.Second, func() bool { return p.flags(p.tap)&ctl.IFF_DUPLICATE != 0 })
 	if f := p.flags(p.tap); f&ctl.IFF_UP != 0 {
 		t.Fatalf("duplicate unit is UP: %s", f)

@@ -220,7 +220,40 @@ func newSetup(t *testing.T, subnet byte, flags ...string) *setup {
 	d.tapadm("ifconfig", s.tap, s.stackIP+"/24", "up")
 	s.nsExec("ip", "addr", "add", s.kernelIP+"/24", "dev", s.tap)
 	s.nsExec("ip", "link", "set", s.tap, "up")
+	d.waitUsable(s.tap)
 	return s
+}
+
+// waitUsable waits until logical interface name's IPv4 address is in
+// use: its link is up (RUNNING) and duplicate address detection, which
+// starts again when the link comes up, is over.
+func (d *daemon) waitUsable(name string) {
+	d.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var fl, st ctl.Lifreq
+		d.jsonReq(&fl, "SIOCGLIFFLAGS", name)
+		d.jsonReq(&st, "SIOCGLIFDADSTATE", name)
+		switch {
+		case fl.Flags&ctl.IFF_DUPLICATE != 0:
+			d.t.Fatalf("%s: DAD found its address in use (flags %v)", name, fl.Flags)
+		case fl.Flags&ctl.IFF_RUNNING != 0 && st.DADState == 2: // DAD_DONE
+			return
+		case time.Now().After(deadline):
+			d.t.Fatalf("%s: not usable after 10 s: flags %v, DAD state %d", name, fl.Flags, st.DADState)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// jsonReq sends request op for logical interface name with tapadm
+// request and decodes the reply.
+func (d *daemon) jsonReq(v *ctl.Lifreq, op, name string) {
+	d.t.Helper()
+	out := d.tapadm("request", op, "lifr_name="+name)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		d.t.Fatalf("tapadm request %s: %v\n%s", op, err, out)
+	}
 }
 
 // nsExec runs a command in the namespace and fails the test on error.

@@ -290,7 +290,7 @@ func TestZones(t *testing.T) {
 		t.Errorf("after -zone:\n%s", out)
 	}
 	if !s.nsPing(second) {
-		t.Error("the unit stopped answering after returning to the global zone")
+		t.Errorf("the unit stopped answering after returning to the global zone:\n%s", s.tapadm("ifconfig", "-a"))
 	}
 	if out, err := tapadmAs(s.daemon, bin, zoned, "ifconfig", "tap0:1"); err == nil || !strings.Contains(out, "ENXIO") {
 		t.Errorf("ifconfig tap0:1 in zone web after -zone: %v\n%s (want ENXIO)", err, out)
