@@ -186,8 +186,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/tapstack-demo.XXXXXX")
 sock=$tmp/tapstackd.sock
 
 say "start tapstackd (echo and discard services)"
-printf '+ %s &\n' "bin/tapstackd --ctl $sock --services echo,discard"
-bin/tapstackd --ctl "$sock" --services echo,discard >"$tmp/tapstackd.log" 2>&1 &
+printf '+ %s &\n' "bin/tapstackd --ctl $sock --state $tmp/state.json --services echo,discard"
+bin/tapstackd --ctl "$sock" --state "$tmp/state.json" --services echo,discard >"$tmp/tapstackd.log" 2>&1 &
 daemon_pid=$!
 echo "tapstackd pid $daemon_pid, log $tmp/tapstackd.log"
 for _ in $(seq 100); do
