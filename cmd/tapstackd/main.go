@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return serve(ctx, args, stderr)
 }
 
-const serveUsage = `usage: tapstackd [--ctl PATH] [--state PATH] [--services echo,discard] [--group NAME]... [--zone-map UID=ZONE]...
+const serveUsage = `usage: tapstackd [--ctl PATH] [--state PATH] [--dad=false] [--services echo,discard] [--group NAME]... [--zone-map UID=ZONE]...
        tapstackd --netns NAME|PATH|PID [--configure] [-p [HOSTADDR:]HOSTPORT:NSPORT[/tcp|/udp]]... [flags]
        tapstackd run [flags] -- CMD [ARGS...]
 
