@@ -616,8 +616,7 @@ func (fw *forwarder) serveTCP(host *net.TCPConn) {
 	fw.mu.Lock()
 	if fw.closed {
 		fw.mu.Unlock()
-		c.abort()
-		ep.Close()
+		c.discard()
 		return
 	}
 	fw.conns[c] = struct{}{}

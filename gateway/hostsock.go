@@ -17,7 +17,9 @@ import (
 type HostDialer interface {
 	// Dial connects a socket of network "tcp4", "tcp6", "udp4" or "udp6"
 	// to raddr. A valid laddr is its source address (any port); a non-empty
-	// device binds it to that host interface (SO_BINDTODEVICE).
+	// device binds it to that host interface (SO_BINDTODEVICE). A TCP
+	// connection must be a kernel socket (syscall.Conn with CloseWrite, as
+	// *net.TCPConn is): the relay moves bytes with its system calls.
 	Dial(ctx context.Context, network string, laddr netip.Addr, device string, raddr netip.AddrPort) (net.Conn, error)
 
 	// ListenICMP opens an unconnected ICMP echo socket for network "ip4"

@@ -43,14 +43,22 @@ const spliceChunk = 256 << 10
 type tcpSplice struct {
 	ep   tcpip.Endpoint
 	wq   *waiter.Queue
-	host *net.TCPConn
+	host hostStream
 	raw  syscall.RawConn
 
 	aborted   chan struct{} // closed by abort: wakes waits on ep
 	abortOnce sync.Once
 }
 
-func newTCPSplice(ep tcpip.Endpoint, wq *waiter.Queue, host *net.TCPConn) (*tcpSplice, error) {
+// hostStream is what the relay needs of a host connection: a kernel
+// stream socket (*net.TCPConn is one).
+type hostStream interface {
+	net.Conn
+	syscall.Conn
+	CloseWrite() error
+}
+
+func newTCPSplice(ep tcpip.Endpoint, wq *waiter.Queue, host hostStream) (*tcpSplice, error) {
 	raw, err := host.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -95,6 +103,12 @@ func (s *tcpSplice) abort() {
 		s.ep.Abort()
 		abortHost(s.host)
 	})
+}
+
+// discard resets and releases both sides of a splice that will not run.
+func (s *tcpSplice) discard() {
+	s.abort()
+	s.ep.Close()
 }
 
 // toStack relays host → namespace until the host's end of stream (nil)

@@ -15,21 +15,20 @@ package gateway
 // a connect that timed out or found no route becomes silence (the
 // namespace's own connect times out).
 //
-// An established connection is two goroutines (the forwarder's one and
-// one more), each copying one direction; end of file in one direction is
-// passed on as a half-close (CloseWrite), a reset in either as a reset in
-// both (SO_LINGER 0, on the host socket and on the gVisor endpoint).
+// An established connection is a tcpSplice (splice.go): two goroutines
+// (the forwarder's one and one more), one per direction; end of file in
+// one direction is passed on as a half-close, a reset in either as a
+// reset in both (SO_LINGER 0 on the host socket, Abort on the endpoint).
 
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -45,14 +44,6 @@ const (
 	tcpMaxConns = 4096
 	// tcpDialTimeout bounds one host connect.
 	tcpDialTimeout = 30 * time.Second
-	// tcpCopyBuf is the size each direction's copy buffer starts at;
-	// tcpBulkBuf the size it grows to once a read fills it (a bulk
-	// transfer), so idle and interactive connections stay small. Measured
-	// host→namespace with iperf3 -R at MTU 1500 in interleaved runs on a
-	// noisy 2-core machine: 5.2–8.3 Gbit/s with 32 KiB only, 7.1–10.4
-	// growing to 256 KiB.
-	tcpCopyBuf = 32 << 10
-	tcpBulkBuf = 256 << 10
 )
 
 // tcpRelay is the TCP path of one gateway.
@@ -76,7 +67,7 @@ type tcpRelay struct {
 	// +checklocks:mu
 	active int // handlers running: dialling or splicing
 	// +checklocks:mu
-	conns map[relay]struct{}
+	conns map[*tcpSplice]struct{}
 }
 
 // startTCP terminates TCP from the namespace and re-originates it from
@@ -90,7 +81,7 @@ func (g *Gateway) startTCP() (func(), error) {
 	if s.HandleLocal() {
 		return nil, errHandleLocal
 	}
-	t := &tcpRelay{g: g, s: s, nic: nic, pol: newPolicy(g.cfg), conns: map[relay]struct{}{}}
+	t := &tcpRelay{g: g, s: s, nic: nic, pol: newPolicy(g.cfg), conns: map[*tcpSplice]struct{}{}}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.fwd = tcp.NewForwarder(s, 0, tcpMaxInFlight, t.handle)
 	h := hooksFor(s)
@@ -160,6 +151,15 @@ func (t *tcpRelay) handle(r *tcp.ForwarderRequest) {
 		r.Complete(reset)
 		return
 	}
+	host, ok := hc.(hostStream)
+	if !ok {
+		// The relay moves bytes with the socket's own system calls.
+		t.g.log.Warn("gateway: the HostDialer returned no kernel TCP socket; connection refused",
+			"type", fmt.Sprintf("%T", hc), "dst", fromTCPIP(id.LocalAddress), "dport", id.LocalPort)
+		abortHost(hc)
+		r.Complete(true)
+		return
+	}
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	r.Complete(false)
@@ -171,34 +171,22 @@ func (t *tcpRelay) handle(r *tcp.ForwarderRequest) {
 		return
 	}
 	ep.SocketOptions().SetKeepAlive(true)
-	if tc, ok := hc.(*net.TCPConn); ok {
-		if sp, err := newTCPSplice(ep, &wq, tc); err == nil {
-			if !t.track(sp) {
-				sp.abort()
-				return
-			}
-			defer t.untrack(sp)
-			sp.run()
-			return
-		}
+	sp, err := newTCPSplice(ep, &wq, host)
+	if err != nil {
+		ep.Abort()
+		ep.Close()
+		abortHost(hc)
+		return
 	}
-	// A HostDialer that returned something other than a kernel socket:
-	// relay through buffers.
-	sp := &splice{ns: gonet.NewTCPConn(&wq, ep), ep: ep, host: hc, finished: make(chan struct{})}
 	if !t.track(sp) {
-		sp.abort()
+		sp.discard()
 		return
 	}
 	defer t.untrack(sp)
-	t.wg.Go(func() { sp.copy(sp.host, sp.ns) }) // namespace → host
-	sp.copy(sp.ns, sp.host)                     // host → namespace
-	sp.wait()
+	sp.run()
 }
 
-// relay is an established connection stop can reset.
-type relay interface{ abort() }
-
-func (t *tcpRelay) track(sp relay) bool {
+func (t *tcpRelay) track(sp *tcpSplice) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -208,7 +196,7 @@ func (t *tcpRelay) track(sp relay) bool {
 	return true
 }
 
-func (t *tcpRelay) untrack(sp relay) {
+func (t *tcpRelay) untrack(sp *tcpSplice) {
 	t.mu.Lock()
 	delete(t.conns, sp)
 	t.mu.Unlock()
@@ -220,7 +208,7 @@ func (t *tcpRelay) untrack(sp relay) {
 func (t *tcpRelay) stop() {
 	t.mu.Lock()
 	t.closed = true
-	conns := make([]relay, 0, len(t.conns))
+	conns := make([]*tcpSplice, 0, len(t.conns))
 	for sp := range t.conns {
 		conns = append(conns, sp)
 	}
@@ -232,88 +220,6 @@ func (t *tcpRelay) stop() {
 	t.wg.Wait()
 }
 
-// splice is one relayed connection whose host side is not a kernel
-// socket (see tcpSplice for the usual case): the namespace's side (a
-// gVisor endpoint) and the host connection, copied through buffers.
-type splice struct {
-	ns   *gonet.TCPConn
-	ep   tcpip.Endpoint
-	host net.Conn
-
-	abortOnce sync.Once
-	finished  chan struct{} // closed when both directions have ended
-
-	mu sync.Mutex
-	// +checklocks:mu
-	ended int // directions that have ended
-}
-
-// copy relays src to dst until src ends. End of file becomes a
-// half-close of dst; any error aborts the whole connection.
-func (sp *splice) copy(dst, src net.Conn) {
-	small := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(small)
-	var bulk *[]byte
-	defer func() {
-		if bulk != nil {
-			bulkBufs.Put(bulk)
-		}
-	}()
-	buf := *small
-	var err error
-	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				err = werr
-				break
-			}
-		}
-		if rerr != nil {
-			if rerr != io.EOF {
-				err = rerr
-			}
-			break
-		}
-		if n == len(buf) && bulk == nil {
-			// A full read: a bulk transfer; go on with the large buffer.
-			bulk = bulkBufs.Get().(*[]byte)
-			buf = *bulk
-		}
-	}
-	if err != nil {
-		sp.abort()
-	} else if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		if cw.CloseWrite() != nil {
-			sp.abort()
-		}
-	}
-	sp.mu.Lock()
-	sp.ended++
-	last := sp.ended == 2
-	sp.mu.Unlock()
-	if last {
-		close(sp.finished)
-	}
-}
-
-// wait waits for both directions, then closes both sides (each has sent
-// and received its FIN, or was aborted).
-func (sp *splice) wait() {
-	<-sp.finished
-	sp.ns.Close()
-	sp.host.Close()
-}
-
-// abort resets both sides; the copies see errors and end.
-func (sp *splice) abort() {
-	sp.abortOnce.Do(func() {
-		sp.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true, Timeout: 0})
-		sp.ns.Close()
-		abortHost(sp.host)
-	})
-}
-
 // abortHost closes a host connection with a RST where it can.
 func abortHost(c net.Conn) {
 	if tc, ok := c.(interface{ SetLinger(int) error }); ok {
@@ -321,17 +227,6 @@ func abortHost(c net.Conn) {
 	}
 	c.Close()
 }
-
-var (
-	copyBufs = sync.Pool{New: func() any {
-		b := make([]byte, tcpCopyBuf)
-		return &b
-	}}
-	bulkBufs = sync.Pool{New: func() any {
-		b := make([]byte, tcpBulkBuf)
-		return &b
-	}}
-)
 
 // errHandleLocal says why a gateway cannot run on a stack built by
 // stack.New: gVisor drops every packet arriving on a promiscuous NIC when

@@ -279,24 +279,17 @@ func (r *Registry) resolveLocked(obj string) (*Interface, *Addr, error) {
 // DeleteAddr is ipadm delete-addr: the address goes, from the active and
 // the persistent configuration.
 func (r *Registry) DeleteAddr(c ifmgr.Caller, a ctl.IpadmAddrObj) error {
-	if err := needPriv(c, "delete-addr"); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	i, obj, err := r.resolveLocked(a.Obj)
-	if err != nil {
-		return err
-	}
-	name := obj.Obj
-	apply := func() error {
-		if obj.Disabled || i.Disabled {
-			return nil
+	return r.changeAddr(c, "delete-addr", a.Obj, func(i *Interface, obj *Addr) error {
+		name := obj.Obj
+		apply := func() error {
+			if obj.Disabled || i.Disabled {
+				return nil
+			}
+			return r.unapplyAddrLocked(c, obj)
 		}
-		return r.unapplyAddrLocked(c, obj)
-	}
-	// delete-addr has no -t: the object leaves both configurations.
-	return r.commitFirstLocked(false, func(cfg *Config) { cfg.removeAddr(name) }, apply)
+		// delete-addr has no -t: the object leaves both configurations.
+		return r.commitFirstLocked(false, func(cfg *Config) { cfg.removeAddr(name) }, apply)
+	})
 }
 
 // UpAddr and DownAddr are ipadm up-addr and down-addr. As in illumos,
@@ -354,59 +347,45 @@ func (r *Registry) appliedLocked(name string) (string, *Addr, error) {
 // layer but stays configured (and, unless temporary, disabled across a
 // restart too).
 func (r *Registry) DisableAddr(c ifmgr.Caller, a ctl.IpadmAddrObj) error {
-	if err := needPriv(c, "disable-addr"); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	i, obj, err := r.resolveLocked(a.Obj)
-	if err != nil {
-		return err
-	}
-	if obj.Disabled {
-		return ctl.Errorf(ctl.EALREADY, "address object %s is already disabled", a.Obj)
-	}
-	apply := func() error {
-		if i.Disabled {
-			return nil
+	return r.changeAddr(c, "disable-addr", a.Obj, func(i *Interface, obj *Addr) error {
+		if obj.Disabled {
+			return ctl.Errorf(ctl.EALREADY, "address object %s is already disabled", a.Obj)
 		}
-		return r.unapplyAddrLocked(c, obj)
-	}
-	return r.commitFirstLocked(a.Temporary, setAddrDisabled(a.Obj, true), apply)
+		apply := func() error {
+			if i.Disabled {
+				return nil
+			}
+			return r.unapplyAddrLocked(c, obj)
+		}
+		return r.commitFirstLocked(a.Temporary, setAddrDisabled(a.Obj, true), apply)
+	})
 }
 
 // EnableAddr is ipadm enable-addr.
 func (r *Registry) EnableAddr(c ifmgr.Caller, a ctl.IpadmAddrObj) error {
-	if err := needPriv(c, "enable-addr"); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	i, obj, err := r.resolveLocked(a.Obj)
-	if err != nil {
-		return err
-	}
-	if !obj.Disabled {
-		return ctl.Errorf(ctl.EALREADY, "address object %s is already enabled", a.Obj)
-	}
-	if i.Disabled {
-		return ctl.Errorf(ctl.EINVAL, "interface %s is disabled (ipadm enable-if %s)", i.Name, i.Name)
-	}
-	fam := obj.family()
-	if !r.plumbed(i.Name, fam) {
-		return ctl.Errorf(ctl.ENXIO, "interface %s is not plumbed for %s", i.Name, famProto(fam))
-	}
-	var back undo
-	lif, err := r.applyAddrLocked(c, obj, &back)
-	if err != nil {
-		back.run()
-		return err
-	}
-	if err := r.commitLocked(a.Temporary, setAddrDisabled(a.Obj, false), back); err != nil {
-		return err
-	}
-	r.lifs[a.Obj] = lif
-	return nil
+	return r.changeAddr(c, "enable-addr", a.Obj, func(i *Interface, obj *Addr) error {
+		if !obj.Disabled {
+			return ctl.Errorf(ctl.EALREADY, "address object %s is already enabled", a.Obj)
+		}
+		if i.Disabled {
+			return ctl.Errorf(ctl.EINVAL, "interface %s is disabled (ipadm enable-if %s)", i.Name, i.Name)
+		}
+		fam := obj.family()
+		if !r.plumbed(i.Name, fam) {
+			return ctl.Errorf(ctl.ENXIO, "interface %s is not plumbed for %s", i.Name, famProto(fam))
+		}
+		var back undo
+		lif, err := r.applyAddrLocked(c, obj, &back)
+		if err != nil {
+			back.run()
+			return err
+		}
+		if err := r.commitLocked(a.Temporary, setAddrDisabled(a.Obj, false), back); err != nil {
+			return err
+		}
+		r.lifs[a.Obj] = lif
+		return nil
+	})
 }
 
 func setAddrDisabled(obj string, on bool) func(*Config) {

@@ -88,58 +88,38 @@ func (r *Registry) DeleteIP(c ifmgr.Caller, a ctl.IpadmIf) error {
 // configuration kept, to come back with enable-if (and, unless temporary,
 // it stays down across a restart).
 func (r *Registry) DisableIf(c ifmgr.Caller, a ctl.IpadmIf) error {
-	if err := needPriv(c, "disable-if"); err != nil {
-		return err
-	}
-	if err := checkIfName(a.Name); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	i := r.active.iface(a.Name)
-	if i == nil {
-		return ctl.Errorf(ctl.ENXIO, "no interface %s configured through ipadm", a.Name)
-	}
-	if i.Disabled {
-		return ctl.Errorf(ctl.EALREADY, "interface %s is already disabled", a.Name)
-	}
-	apply := func() error {
-		for _, f := range i.families() {
-			if !r.plumbed(a.Name, f) {
-				continue
-			}
-			if _, err := r.lifreq(c, "unplumb", f, ctl.Lifreq{Name: a.Name}); err != nil {
-				return err
-			}
+	return r.changeIface(c, "disable-if", a.Name, func(i *Interface) error {
+		if i.Disabled {
+			return ctl.Errorf(ctl.EALREADY, "interface %s is already disabled", a.Name)
 		}
-		return nil
-	}
-	return r.commitFirstLocked(a.Temporary, setIfDisabled(a.Name, true), apply)
+		apply := func() error {
+			for _, f := range i.families() {
+				if !r.plumbed(a.Name, f) {
+					continue
+				}
+				if _, err := r.lifreq(c, "unplumb", f, ctl.Lifreq{Name: a.Name}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return r.commitFirstLocked(a.Temporary, setIfDisabled(a.Name, true), apply)
+	})
 }
 
 // EnableIf is ipadm enable-if: a disabled interface, or one whose link was
 // missing, is configured again from the active configuration.
 func (r *Registry) EnableIf(c ifmgr.Caller, a ctl.IpadmIf) error {
-	if err := needPriv(c, "enable-if"); err != nil {
-		return err
-	}
-	if err := checkIfName(a.Name); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	i := r.active.iface(a.Name)
-	if i == nil {
-		return ctl.Errorf(ctl.ENXIO, "no interface %s configured through ipadm", a.Name)
-	}
-	if !i.Disabled && r.ifApplied(i) {
-		return ctl.Errorf(ctl.EALREADY, "interface %s is already enabled", a.Name)
-	}
-	back, err := r.applyIfLocked(c, i, true)
-	if err != nil {
-		return err
-	}
-	return r.commitLocked(a.Temporary, setIfDisabled(a.Name, false), back)
+	return r.changeIface(c, "enable-if", a.Name, func(i *Interface) error {
+		if !i.Disabled && r.ifApplied(i) {
+			return ctl.Errorf(ctl.EALREADY, "interface %s is already enabled", a.Name)
+		}
+		back, err := r.applyIfLocked(c, i, true)
+		if err != nil {
+			return err
+		}
+		return r.commitLocked(a.Temporary, setIfDisabled(a.Name, false), back)
+	})
 }
 
 func setIfDisabled(name string, on bool) func(*Config) {

@@ -206,3 +206,37 @@ func zeroAddr(f ctl.Family) netip.Addr {
 	}
 	return netip.IPv4Unspecified()
 }
+
+// changeIface runs f under the registry lock on the interface ipadm
+// configured as name, after the checks every interface change begins
+// with: privilege, then the name's syntax, then that it exists (ENXIO).
+func (r *Registry) changeIface(c ifmgr.Caller, what, name string, f func(*Interface) error) error {
+	if err := needPriv(c, what); err != nil {
+		return err
+	}
+	if err := checkIfName(name); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := r.active.iface(name)
+	if i == nil {
+		return ctl.Errorf(ctl.ENXIO, "no interface %s configured through ipadm", name)
+	}
+	return f(i)
+}
+
+// changeAddr runs f under the registry lock on address object obj and its
+// interface, after the privilege check.
+func (r *Registry) changeAddr(c ifmgr.Caller, what, obj string, f func(*Interface, *Addr) error) error {
+	if err := needPriv(c, what); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i, o, err := r.resolveLocked(obj)
+	if err != nil {
+		return err
+	}
+	return f(i, o)
+}

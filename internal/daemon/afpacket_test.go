@@ -30,18 +30,9 @@ func TestCreateAFPacket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveInTest(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		d.Serve(ctx)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		d.Close()
-	})
 	c, err := ctl.Dial(sock)
 	if err != nil {
 		t.Fatal(err)

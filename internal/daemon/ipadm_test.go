@@ -21,29 +21,16 @@ func startStateDaemon(t *testing.T, statePath string) (*ctl.Client, func()) {
 		t.Fatal(err)
 	}
 	d.RestoreState()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		d.Serve(ctx)
-		close(done)
-	}()
+	stopDaemon := serveInTest(t, d)
 	c, err := ctl.Dial(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := func() {
 		c.Close()
-		cancel()
-		<-done
-		d.Close()
+		stopDaemon()
 	}
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			stop()
-		}
-	})
+	t.Cleanup(stop)
 	return c, stop
 }
 

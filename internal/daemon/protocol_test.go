@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,17 +22,7 @@ func startTestDaemon(t testing.TB) (*Daemon, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		d.Serve(ctx)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		d.Close()
-	})
+	serveInTest(t, d)
 	return d, sock
 }
 
@@ -140,4 +131,25 @@ func FuzzHandle(f *testing.F) {
 			t.Errorf("reply does not encode: %v", err)
 		}
 	})
+}
+
+// serveInTest runs d.Serve until the returned stop is called or the test
+// ends; stop waits for Serve to return and closes d, once.
+func serveInTest(t testing.TB, d *Daemon) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		d.Serve(ctx)
+		close(done)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			d.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

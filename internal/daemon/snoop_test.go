@@ -87,17 +87,7 @@ func newSnoopFixture(t *testing.T) *snoopFixture {
 		t.Fatal(err)
 	}
 	f.d = d
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		d.Serve(ctx)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		d.Close()
-	})
+	serveInTest(t, d)
 	mine, peer := memory.NewPair("mem0", "peer0", 1500, net.HardwareAddr{2, 0, 0, 0, 0, 1}, nil)
 	t.Cleanup(func() { peer.Close() })
 	if err := d.AddLink(mine); err != nil {

@@ -12,16 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapstack/tapstack/internal/loopstack"
+
 	"gvisor.dev/gvisor/pkg/refs"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
 func TestMain(m *testing.M) {
@@ -31,11 +29,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const nicID = 1
+const nicID = loopstack.NICID
 
 var (
-	v4Loopback = tcpip.AddrFrom4([4]byte{127, 0, 0, 1})
-	v6Loopback = tcpip.AddrFrom16Slice(net.IPv6loopback)
+	v4Loopback = loopstack.V4
+	v6Loopback = loopstack.V6
 )
 
 // family is one address family the tests run over.
@@ -53,31 +51,7 @@ var families = []family{
 // newStack returns a gVisor stack with one loopback NIC holding 127.0.0.1/8
 // and ::1/128, closed when the test ends.
 func newStack(t *testing.T) *gstack.Stack {
-	t.Helper()
-	s := gstack.New(gstack.Options{
-		NetworkProtocols:   []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
-		TransportProtocols: []gstack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
-	})
-	t.Cleanup(func() {
-		s.Close()
-		s.Wait()
-	})
-	if err := s.CreateNIC(nicID, loopback.New()); err != nil {
-		t.Fatalf("CreateNIC: %s", err)
-	}
-	for _, pa := range []tcpip.ProtocolAddress{
-		{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: v4Loopback, PrefixLen: 8}},
-		{Protocol: ipv6.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: v6Loopback, PrefixLen: 128}},
-	} {
-		if err := s.AddProtocolAddress(nicID, pa, gstack.AddressProperties{}); err != nil {
-			t.Fatalf("AddProtocolAddress(%s): %s", pa.AddressWithPrefix, err)
-		}
-	}
-	s.SetRouteTable([]tcpip.Route{
-		{Destination: header.IPv4EmptySubnet, NIC: nicID},
-		{Destination: header.IPv6EmptySubnet, NIC: nicID},
-	})
-	return s
+	return loopstack.New(t)
 }
 
 func start(t *testing.T, s *gstack.Stack, names []string, opts Options) *Services {

@@ -17,17 +17,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapstack/tapstack/internal/loopstack"
+
 	"github.com/google/go-cmp/cmp"
 	"gvisor.dev/gvisor/pkg/refs"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -42,7 +41,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const nicID = 1
+const nicID = loopstack.NICID
 
 // family is one address family the tests run over.
 type family struct {
@@ -52,8 +51,8 @@ type family struct {
 }
 
 var families = []family{
-	{"IPv4", ipv4.ProtocolNumber, tcpip.AddrFrom4([4]byte{127, 0, 0, 1})},
-	{"IPv6", ipv6.ProtocolNumber, tcpip.AddrFrom16Slice(net.IPv6loopback)},
+	{"IPv4", ipv4.ProtocolNumber, loopstack.V4},
+	{"IPv6", ipv6.ProtocolNumber, loopstack.V6},
 }
 
 var v4 = families[0]
@@ -61,33 +60,7 @@ var v4 = families[0]
 // newStack returns a gVisor stack with one loopback NIC holding 127.0.0.1/8
 // and ::1/128, closed when the test ends.
 func newStack(t testing.TB) *gstack.Stack {
-	t.Helper()
-	s := gstack.New(gstack.Options{
-		NetworkProtocols:   []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
-		TransportProtocols: []gstack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
-	})
-	t.Cleanup(func() {
-		s.Close()
-		s.Wait()
-	})
-	if err := s.CreateNIC(nicID, loopback.New()); err != nil {
-		t.Fatalf("CreateNIC: %s", err)
-	}
-	for _, f := range families {
-		prefix := 8
-		if f.proto == ipv6.ProtocolNumber {
-			prefix = 128
-		}
-		pa := tcpip.ProtocolAddress{Protocol: f.proto, AddressWithPrefix: tcpip.AddressWithPrefix{Address: f.addr, PrefixLen: prefix}}
-		if err := s.AddProtocolAddress(nicID, pa, gstack.AddressProperties{}); err != nil {
-			t.Fatalf("AddProtocolAddress(%s): %s", pa.AddressWithPrefix, err)
-		}
-	}
-	s.SetRouteTable([]tcpip.Route{
-		{Destination: header.IPv4EmptySubnet, NIC: nicID},
-		{Destination: header.IPv6EmptySubnet, NIC: nicID},
-	})
-	return s
+	return loopstack.New(t)
 }
 
 func serve(t testing.TB, s *gstack.Stack, opts Options) *Server {
