@@ -97,9 +97,9 @@ func (m *Manager) sioGetProp(c *call) error {
 	}
 	switch p.Name {
 	case "forwarding":
-		return m.getForwardingLocked(p)
+		return m.getForwardingLocked(p, c.caller.Zone)
 	case "mtu":
-		return m.getMTUPropLocked(p)
+		return m.getMTUPropLocked(p, c.caller.Zone)
 	}
 	t, ok := tunables[p.Name]
 	if !ok || !hasProto(t, p.Proto) {
@@ -173,7 +173,7 @@ func forwardingFamily(proto string) (bool, error) {
 	return false, ctl.Errorf(ctl.ENOENT, "forwarding is a property of ipv4 or ipv6, not %s", proto)
 }
 
-func (m *Manager) getForwardingLocked(p *ctl.Prop) error {
+func (m *Manager) getForwardingLocked(p *ctl.Prop, zone string) error {
 	v6, err := forwardingFamily(p.Proto)
 	if err != nil {
 		return err
@@ -191,9 +191,9 @@ func (m *Manager) getForwardingLocked(p *ctl.Prop) error {
 	}
 	on := m.forwarding[famIndex(v6)]
 	if p.Ifname != "" {
-		il := m.lookupIllLocked(p.Ifname, v6)
-		if il == nil {
-			return ctl.Errorf(ctl.ENXIO, "no %s interface named %q", famWord(famOf(v6)), p.Ifname)
+		il, err := m.propIllLocked(p.Ifname, v6, zone)
+		if err != nil {
+			return err
 		}
 		on = il.flags&ctl.IFF_ROUTER != 0
 	}
@@ -263,14 +263,14 @@ func (m *Manager) setRouterLocked(il *ill, on bool) {
 }
 
 // getMTUPropLocked is the read-only per-interface "mtu" property (§7.1).
-func (m *Manager) getMTUPropLocked(p *ctl.Prop) error {
+func (m *Manager) getMTUPropLocked(p *ctl.Prop, zone string) error {
 	if p.Ifname == "" || p.Flags&(ctl.MOD_PROP_DEFAULT|ctl.MOD_PROP_POSSIBLE) == 0 {
 		return ctl.Errorf(ctl.ENOTSUP, "mtu needs an interface name and DEFAULT or POSSIBLE")
 	}
 	v6 := p.Proto == "ipv6"
-	il := m.lookupIllLocked(p.Ifname, v6)
-	if il == nil {
-		return ctl.Errorf(ctl.ENXIO, "no %s interface named %q", famWord(famOf(v6)), p.Ifname)
+	il, err := m.propIllLocked(p.Ifname, v6, zone)
+	if err != nil {
+		return err
 	}
 	if p.Flags&ctl.MOD_PROP_DEFAULT != 0 {
 		p.Val = strconv.FormatUint(uint64(il.linkMTU()), 10)
@@ -278,4 +278,15 @@ func (m *Manager) getMTUPropLocked(p *ctl.Prop) error {
 		p.Val = fmt.Sprintf("%d-%d", il.minMTU(), il.maxFrag)
 	}
 	return nil
+}
+
+// propIllLocked finds the ill a per-interface property names, as a
+// caller in zone sees it: an ill with no unit in that zone does not exist
+// there (ENXIO).
+func (m *Manager) propIllLocked(name string, v6 bool, zone string) (*ill, error) {
+	il := m.lookupIllLocked(name, v6)
+	if il == nil || !illVisible(il, zone) {
+		return nil, ctl.Errorf(ctl.ENXIO, "no %s interface named %q", famWord(famOf(v6)), name)
+	}
+	return il, nil
 }

@@ -114,7 +114,7 @@ func (m *Manager) sioGLifUsesrc(c *call) error {
 func (m *Manager) sioGLifSrcOf(c *call) error {
 	s := c.srcof
 	p := m.illByIndexLocked(s.Ifindex, c.family == ctl.AF_INET6)
-	if p == nil {
+	if p == nil || !illVisible(p, c.caller.Zone) {
 		return ctl.Errorf(ctl.ENXIO, "no %s interface with index %d", famWord(c.family), s.Ifindex)
 	}
 	var clients []*ill
@@ -133,4 +133,15 @@ func (m *Manager) sioGLifSrcOf(c *call) error {
 		s.Req = append(s.Req, ctl.Lifreq{Name: u.name(), Addr: u.addr, Addrlen: prefixLen(u.mask)})
 	}
 	return nil
+}
+
+// illVisible reports whether a caller in zone sees il: some unit of it is
+// visible there (spec §2.3.5 resolves the index to any such unit).
+func illVisible(il *ill, zone string) bool {
+	for _, u := range il.ipifs {
+		if u != nil && zoneVisible(u.zone, zone) {
+			return true
+		}
+	}
+	return false
 }

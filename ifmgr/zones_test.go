@@ -568,3 +568,54 @@ func TestZonesConcurrent(t *testing.T) {
 	}
 	checkInvariants(t, f.m)
 }
+
+// TestZoneSrcOf: SIOCGLIFSRCOF resolves lifs_ifindex to a unit visible in
+// the caller's zone (§2.3.5); a zone with no unit on the ill gets ENXIO
+// and an unchanged reply.
+func TestZoneSrcOf(t *testing.T) {
+	f := zoneFixture(t)
+	ix := f.must("SIOCGLIFINDEX", ctl.AF_INET, ctl.Lifreq{Name: "tap0"})
+	for _, tc := range []struct {
+		name   string
+		caller Caller
+		want   ctl.Errno
+	}{
+		{"global", globalCaller, 0},
+		{"web sees tap0:1", webCaller, 0},
+		{"zone without units", ghostCaller, ctl.ENXIO},
+	} {
+		before := f.snapshot()
+		s := ctl.Lifsrcof{Ifindex: ix.Index}
+		err := f.m.Do(tc.caller, "SIOCGLIFSRCOF", ctl.AF_INET, &s)
+		if got := ctl.ErrnoOf(err); got != tc.want {
+			t.Errorf("%s: SIOCGLIFSRCOF = %v, want errno %v", tc.name, err, tc.want)
+		}
+		if diff := cmp.Diff(before, f.snapshot()); diff != "" {
+			t.Errorf("%s: state changed (-before +after):\n%s", tc.name, diff)
+		}
+	}
+}
+
+// TestZoneGetProp: a per-interface property of an ill with no unit in the
+// caller's zone is ENXIO there (§11 visibility), as name lookups are.
+func TestZoneGetProp(t *testing.T) {
+	f := zoneFixture(t)
+	for _, tc := range []struct {
+		name   string
+		caller Caller
+		want   ctl.Errno
+	}{
+		{"global", globalCaller, 0},
+		{"web sees tap0:1", webCaller, 0},
+		{"zone without units", ghostCaller, ctl.ENXIO},
+	} {
+		// forwarding's current value; mtu is read-only and answers DEFAULT.
+		for prop, flags := range map[string]int{"forwarding": ctl.MOD_PROP_ACTIVE, "mtu": ctl.MOD_PROP_DEFAULT} {
+			p := ctl.Prop{Proto: "ipv4", Name: prop, Ifname: "tap0", Flags: flags}
+			err := f.m.Do(tc.caller, "SIOCGETPROP", ctl.AF_INET, &p)
+			if got := ctl.ErrnoOf(err); got != tc.want {
+				t.Errorf("%s: SIOCGETPROP %s = %v, want errno %v", tc.name, prop, err, tc.want)
+			}
+		}
+	}
+}
