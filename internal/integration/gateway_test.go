@@ -849,3 +849,39 @@ func TestRunDNS(t *testing.T) {
 		t.Errorf("tapstackd run -- getent hosts %s: status %d, %q; want %s", name, status, out, want)
 	}
 }
+
+// TestGatewayOutboundFlags: --outbound-addr picks the host source address
+// of re-originated connections and --outbound-if the interface they
+// leave by, as a remote server in C sees them.
+func TestGatewayOutboundFlags(t *testing.T) {
+	e := newForwardEnv(t, 12)
+	remote := fmt.Sprintf("10.251.%d.2", e.n)
+	e.peerServer(e.client, 81)
+	// C answers H's other address through the veth.
+	e.ip("-n", e.client, "route", "add", fmt.Sprintf("10.250.%d.0/24", e.n), "via", e.hostVeth)
+
+	// Default: the kernel's choice, H's veth address.
+	d := e.start()
+	if got, err := tcpGet(e.sandbox, remote, 81); err != nil || canonicalAddr(strings.TrimSpace(got)) != e.hostVeth {
+		t.Errorf("default: the server saw %q, %v; want %s", got, err, e.hostVeth)
+	}
+	d.stop()
+
+	// --outbound-addr (H's eth0 address) and --outbound-if vh.
+	e.start("--outbound-addr", e.hostIP, "--outbound-if", "vh")
+	if got, err := tcpGet(e.sandbox, remote, 81); err != nil || canonicalAddr(strings.TrimSpace(got)) != e.hostIP {
+		t.Errorf("--outbound-addr %s: the server saw %q, %v", e.hostIP, got, err)
+	}
+}
+
+// TestGatewayOutboundIfUnreachable: bound to an interface with no route
+// to the destination, the connection fails (the namespace sees no
+// connection), rather than leaving by another interface.
+func TestGatewayOutboundIfUnreachable(t *testing.T) {
+	e := newForwardEnv(t, 13)
+	e.peerServer(e.client, 81)
+	e.start("--outbound-if", "eth0")
+	if got, err := tcpGet(e.sandbox, fmt.Sprintf("10.251.%d.2", e.n), 81); err == nil {
+		t.Errorf("--outbound-if eth0 reached C through vh: %q", got)
+	}
+}
