@@ -45,15 +45,16 @@ package gateway
 //
 // Not proxied: the request's TTL and IP options (the host's defaults
 // apply, so traceroute by ICMP sees one hop), and ICMP errors from the
-// path (an unreachable destination is silence).
+// path (an unreachable destination is silence). (UDP flows do relay port
+// unreachable: udp.go.)
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -496,40 +497,11 @@ func (p *icmpProxy) reply(e pendingEcho, data []byte) {
 			p.s.GetLinkAddress(p.nic, toTCPIP(e.src), toTCPIP(own), proto, func(gstack.LinkResolutionResult) {})
 		}
 	}
-	r, terr := p.s.FindRoute(p.nic, toTCPIP(e.dst), toTCPIP(e.src), proto, false /* multicastLoop */)
-	if terr != nil {
-		return
+	m := icmpMessage{typ: uint8(header.ICMPv4EchoReply), body: data}
+	if e.src.Is6() {
+		m.typ = uint8(header.ICMPv6EchoReply)
 	}
-	defer r.Release()
-	const hdrLen = header.ICMPv4MinimumSize // == header.ICMPv6EchoMinimumSize
-	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{
-		ReserveHeaderBytes: int(r.MaxHeaderLength()) + hdrLen,
-		Payload:            buffer.MakeWithData(data),
-	})
-	defer pkt.DecRef()
-	params := gstack.NetworkHeaderParams{TTL: r.DefaultTTL()}
-	if proto == header.IPv4ProtocolNumber {
-		h := header.ICMPv4(pkt.TransportHeader().Push(hdrLen))
-		pkt.TransportProtocolNumber = header.ICMPv4ProtocolNumber
-		h.SetType(header.ICMPv4EchoReply)
-		h.SetIdent(e.id)
-		h.SetSequence(e.seq)
-		h.SetChecksum(header.ICMPv4Checksum(h, pkt.Data().Checksum()))
-		params.Protocol = header.ICMPv4ProtocolNumber
-	} else {
-		h := header.ICMPv6(pkt.TransportHeader().Push(hdrLen))
-		pkt.TransportProtocolNumber = header.ICMPv6ProtocolNumber
-		h.SetType(header.ICMPv6EchoReply)
-		h.SetIdent(e.id)
-		h.SetSequence(e.seq)
-		h.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{
-			Header:      h,
-			Src:         r.LocalAddress(),
-			Dst:         r.RemoteAddress(),
-			PayloadCsum: pkt.Data().Checksum(),
-			PayloadLen:  pkt.Data().Size(),
-		}))
-		params.Protocol = header.ICMPv6ProtocolNumber
-	}
-	r.WritePacket(params, pkt)
+	binary.BigEndian.PutUint16(m.rest[0:], e.id)
+	binary.BigEndian.PutUint16(m.rest[2:], e.seq)
+	writeICMP(p.s, p.nic, e.dst, e.src, m)
 }

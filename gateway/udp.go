@@ -32,12 +32,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -63,6 +65,7 @@ const (
 type udpRelay struct {
 	g        *Gateway
 	s        *gstack.Stack
+	nic      tcpip.NICID
 	pol      policy
 	idle     time.Duration
 	maxFlows int
@@ -86,7 +89,7 @@ func (g *Gateway) startUDP() (func(), error) {
 	}
 	s := g.stack.GVisor()
 	r := &udpRelay{
-		g: g, s: s, pol: newPolicy(g.cfg),
+		g: g, s: s, nic: nic, pol: newPolicy(g.cfg),
 		idle:     g.cfg.UDPIdleTimeout,
 		maxFlows: udpMaxFlows,
 		base:     time.Now(),
@@ -228,6 +231,7 @@ type udpFlow struct {
 	ep   tcpip.Endpoint
 	wq   waiter.Queue
 	last atomic.Int64  // r.now() at the last datagram either way
+	sent atomic.Int32  // payload length of the last datagram to the host
 	done chan struct{} // closed by close
 
 	mu sync.Mutex
@@ -319,12 +323,17 @@ func (f *udpFlow) toHost(hc net.Conn) {
 			return // closed
 		}
 		f.touch()
-		if _, err := hc.Write((*bp)[:res.Count]); errors.Is(err, net.ErrClosed) {
+		f.sent.Store(int32(res.Count))
+		_, err := hc.Write((*bp)[:res.Count])
+		switch {
+		case errors.Is(err, net.ErrClosed):
 			return
+		case errors.Is(err, syscall.ECONNREFUSED):
+			f.unreachable()
 		}
-		// Other errors lose the datagram, as the network may: ECONNREFUSED
-		// (the destination's port unreachable for an earlier one),
-		// EMSGSIZE, ENOBUFS.
+		// Errors lose the datagram, as the network may: ECONNREFUSED
+		// (the destination's port unreachable for an earlier one, now
+		// told to the namespace), EMSGSIZE, ENOBUFS.
 	}
 }
 
@@ -372,7 +381,29 @@ func (f *udpFlow) fromHost(hc net.Conn) {
 		}
 		// rerr: ECONNREFUSED and the like report ICMP errors for earlier
 		// datagrams; the flow goes on.
+		if rerr == syscall.ECONNREFUSED {
+			f.unreachable()
+		}
 	}
+}
+
+// unreachable tells the namespace what the host socket learnt from an
+// ICMP error (ECONNREFUSED: the destination port is closed): an ICMP port
+// unreachable from the destination, quoting the flow's last datagram, so
+// the namespace's socket fails at once as it would on a network instead
+// of waiting for an answer.
+func (f *udpFlow) unreachable() {
+	ns := netip.AddrPortFrom(fromTCPIP(f.id.RemoteAddress), f.id.RemotePort)
+	dst := netip.AddrPortFrom(fromTCPIP(f.id.LocalAddress), f.id.LocalPort)
+	m := icmpMessage{
+		typ:  uint8(header.ICMPv4DstUnreachable),
+		code: uint8(header.ICMPv4PortUnreachable),
+		body: udpQuote(ns, dst, int(f.sent.Load())),
+	}
+	if ns.Addr().Is6() {
+		m.typ, m.code = uint8(header.ICMPv6DstUnreachable), uint8(header.ICMPv6PortUnreachable)
+	}
+	writeICMP(f.r.s, f.r.nic, dst.Addr(), ns.Addr(), m)
 }
 
 // fromHostBuffered is fromHost for a Dialer's conn that is no

@@ -885,3 +885,21 @@ func TestGatewayOutboundIfUnreachable(t *testing.T) {
 		t.Errorf("--outbound-if eth0 reached C through vh: %q", got)
 	}
 }
+
+// TestGatewayUDPPortUnreachable: a datagram to a closed host port comes
+// back to the namespace as ICMP port unreachable, so a connected socket
+// there fails with "connection refused" instead of waiting, IPv4 and IPv6.
+func TestGatewayUDPPortUnreachable(t *testing.T) {
+	e := newGwEnv(t, 14)
+	e.start()
+	for _, target := range []string{"UDP:" + e.hostIP + ":7999", "UDP6:[" + e.hostIP6 + "]:7999"} {
+		// Two datagrams: the host learns of the first one's fate from
+		// the ICMP error, reports it on the socket, and the gateway
+		// passes it on; socat's read then fails.
+		// Without the error socat would end quietly at its -T timeout.
+		out, err := inNs(e.sandbox, "one\ntwo\n", 10*time.Second, "socat", "-T", "5", "-", target)
+		if err == nil || !strings.Contains(out, "Connection refused") {
+			t.Errorf("S → %s (closed): %v\n%s; want connection refused", target, err, out)
+		}
+	}
+}
