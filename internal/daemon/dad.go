@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/tapstack/tapstack/ctl"
@@ -46,12 +44,5 @@ func (d *Daemon) waitAddrDAD(obj string) error {
 	if err != nil || len(rows) != 1 || rows[0].Lifname == "" {
 		return nil // nothing up to wait for
 	}
-	// Addr is "A/P" or "A->D".
-	local, _, _ := strings.Cut(rows[0].Addr, "/")
-	local, _, _ = strings.Cut(local, "->")
-	fam := ctl.AF_INET
-	if a, err := netip.ParseAddr(local); err == nil && a.Is6() {
-		fam = ctl.AF_INET6
-	}
-	return d.waitDAD(fam, ctl.WaitDAD{Name: rows[0].Lifname})
+	return d.waitDAD(addrFamily(rows[0].Addr), ctl.WaitDAD{Name: rows[0].Lifname})
 }

@@ -48,7 +48,7 @@ func (d *Daemon) dispatchIpadm(caller ifmgr.Caller, req *ctl.Request) (result an
 			return nil, true, reg.DisableIf(caller, a)
 		}
 		rows, err := reg.ShowIf(a)
-		return rows, true, err
+		return d.zoneIfs(caller, rows), true, err
 	case "create-addr":
 		var a ctl.IpadmAddr
 		if err := decode(req, &a); err != nil {
@@ -69,7 +69,7 @@ func (d *Daemon) dispatchIpadm(caller ifmgr.Caller, req *ctl.Request) (result an
 		}
 		if sub == "show-addr" {
 			rows, err := reg.ShowAddr(a)
-			return rows, true, err
+			return d.zoneAddrs(caller, rows), true, err
 		}
 		op := map[string]func(ifmgr.Caller, ctl.IpadmAddrObj) error{
 			"delete-addr": reg.DeleteAddr, "up-addr": reg.UpAddr, "down-addr": reg.DownAddr,
@@ -105,7 +105,7 @@ func (d *Daemon) dispatchIpadm(caller ifmgr.Caller, req *ctl.Request) (result an
 		} else {
 			rows, err = reg.ShowAddrProp(a)
 		}
-		return rows, true, err
+		return d.zoneProps(caller, rows), true, err
 	case "persistent-props":
 		return reg.PersistentProps(), true, nil
 	}
