@@ -202,3 +202,49 @@ func BenchmarkTableBuild(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLookupParts splits a hit's cost: the trie walk alone, the fib
+// alone, the fib plus reading the IRE, and the whole Table.Lookup (lock,
+// fib, copy).
+func BenchmarkLookupParts(b *testing.B) {
+	for _, v6 := range []bool{false, true} {
+		t, hits, _ := benchTable(b, v6)
+		tr := t.lpm[famIdx(hits[0])]
+		if tr.fib == nil {
+			b.Fatal("no fib at 100,000 routes")
+		}
+		fam := map[bool]string{false: "v4", true: "v6"}[v6]
+		var sink uint32
+		for _, part := range []struct {
+			name string
+			f    func(netip.Addr) bool
+		}{
+			{"trie", func(a netip.Addr) bool { _, ok := tr.lookup(a, nil); return ok }},
+			{"fib", func(a netip.Addr) bool { return tr.fib.lookup(a).ok }},
+			{"fib+ire", func(a netip.Addr) bool {
+				ans := tr.fib.lookup(a)
+				sink += uint32(tr.fib.ire(a, ans).Flags)
+				return ans.ok
+			}},
+			{"fib+ire+lock", func(a netip.Addr) bool {
+				t.mu.RLock()
+				ans := tr.fib.lookup(a)
+				sink += uint32(tr.fib.ire(a, ans).Flags)
+				t.mu.RUnlock()
+				return ans.ok
+			}},
+			{"table", func(a netip.Addr) bool { _, ok := t.Lookup(a, nil); return ok }},
+		} {
+			b.Run(fam+"/"+part.name, func(b *testing.B) {
+				n := 0
+				for b.Loop() {
+					if !part.f(hits[n&(len(hits)-1)]) {
+						b.Fatal("a hit missed")
+					}
+					n++
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/lookup")
+			})
+		}
+	}
+}

@@ -41,6 +41,14 @@ type trie struct {
 	// jumpMin prefixes (it costs 1 MiB), then kept up to date.
 	jump    []link
 	jumpMin int
+
+	// fib answers unfiltered lookups once the trie holds fibMin prefixes
+	// (fib.go); while fibHold, changes queue in fibPending instead of
+	// patching it, and lookups use it only when nothing is queued.
+	fib        *fib
+	fibMin     int
+	fibHold    bool
+	fibPending []netip.Prefix
 }
 
 // defaultJumpMin is where a jump table starts to pay for its memory.
@@ -63,9 +71,9 @@ type link struct {
 
 func newTrie(v6 bool) *trie {
 	if v6 {
-		return &trie{jumpMin: defaultJumpMin}
+		return &trie{jumpMin: defaultJumpMin, fibMin: defaultFibMin}
 	}
-	return &trie{off: 12, jumpMin: defaultJumpMin}
+	return &trie{off: 12, jumpMin: defaultJumpMin, fibMin: defaultFibMin}
 }
 
 // ancestors[o] is the set of prefix indexes that cover octet o within a
@@ -187,6 +195,7 @@ func (t *trie) set(v *entry) {
 	before := t.firstLink(v.Dest)
 	t.insert(v)
 	t.updateJump(v.Dest, before)
+	t.fibChanged(v.Dest)
 }
 
 // remove deletes p's value and reports whether p was present. Nodes left
@@ -198,6 +207,7 @@ func (t *trie) remove(p netip.Prefix) bool {
 		return false
 	}
 	t.updateJump(p, before)
+	t.fibChanged(p)
 	return true
 }
 

@@ -35,17 +35,21 @@ type lpmChecker struct {
 	next  int
 }
 
-func newLPMChecker(t *testing.T, jumpMin int) *lpmChecker {
+func newLPMChecker(t *testing.T, jumpMin, fibMin int) *lpmChecker {
 	c := &lpmChecker{t: t, tries: [2]*trie{newTrie(false), newTrie(true)}, ref: refLPM{}}
 	for _, tr := range c.tries {
-		tr.jumpMin = jumpMin
+		tr.jumpMin, tr.fibMin = jumpMin, fibMin
 	}
 	return c
 }
 
+// serialFlags gives the entry of serial n attributes that only some
+// other entries share, so that the fib's interning is exercised.
+func serialFlags(n int) Flags { return Flags(n % 3) }
+
 func (c *lpmChecker) set(p netip.Prefix) {
 	c.next++
-	c.tries[famIdx(p.Addr())].set(&entry{IRE: IRE{Dest: p}, refs: c.next})
+	c.tries[famIdx(p.Addr())].set(&entry{IRE: IRE{Dest: p, Flags: serialFlags(c.next)}, refs: c.next})
 	c.ref[p] = c.next
 }
 
@@ -71,6 +75,15 @@ func (c *lpmChecker) lookup(a netip.Addr) {
 	got, ok := tr.lookup(a, nil)
 	if ok != (len(want) > 0) || ok && got.refs != want[0] {
 		c.t.Fatalf("lookup %s: %+v %v, want %v", a, got, ok, want)
+	}
+	if tr.fibUsable() {
+		ans := tr.fib.lookup(a)
+		if ans.ok != ok {
+			c.t.Fatalf("fib lookup %s: found %v, the trie %v", a, ans.ok, ok)
+		}
+		if ire := tr.fib.ire(a, ans); ok && (ire.Dest != got.Dest || ire.Flags != got.Flags) {
+			c.t.Fatalf("fib lookup %s: %s flags %d, the trie %s flags %d", a, ire.Dest, ire.Flags, got.Dest, got.Flags)
+		}
 	}
 }
 
@@ -98,6 +111,15 @@ func (c *lpmChecker) check() {
 				}
 			}
 		}
+		if tr.fib != nil {
+			// Patched change by change, the fib must equal one built anew.
+			patched := tr.fib
+			tr.buildFib()
+			if got, want := dumpFib(patched), dumpFib(tr.fib); !slices.Equal(got, want) {
+				c.t.Fatalf("patched fib differs from a rebuilt one:\n%v\nwant\n%v", got, want)
+			}
+			tr.fib = patched
+		}
 		for _, l := range tr.root.children {
 			if bad := nonCanonical(l); bad != nil {
 				c.t.Fatalf("node that should have been pruned or made a leaf: %+v", bad)
@@ -112,6 +134,47 @@ func (c *lpmChecker) check() {
 			c.t.Fatalf("get %s: %+v %v, want serial %d", p, got, ok, want)
 		}
 	}
+}
+
+// fibLine is one interval (or whole slot) of a fib with its answer
+// resolved, so that fibs that interned in another order compare equal.
+type fibLine struct {
+	level, slot uint32
+	start       u128
+	attrs       ireAttrs
+	bits        uint8
+	ok          bool
+}
+
+func dumpFib(f *fib) []fibLine {
+	var out []fibLine
+	add := func(lv int, n uint32, s slot) {
+		ivs := s.ivs
+		if ivs == nil {
+			ivs = []interval{{val: s.one}}
+		}
+		for _, iv := range ivs {
+			l := fibLine{level: uint32(lv), slot: n, start: iv.start, bits: iv.val.bits, ok: iv.val.ok}
+			if iv.val.ok {
+				l.attrs = f.attrs[iv.val.attr]
+			}
+			out = append(out, l)
+		}
+	}
+	for i, lv := range f.levels {
+		for n, s := range lv.dir {
+			add(i, uint32(n), s)
+		}
+		if lv.sparse != nil {
+			var keys []uint32
+			lv.sparse.each(func(n uint32, _ *slot) { keys = append(keys, n) })
+			slices.Sort(keys)
+			for _, n := range keys {
+				add(i, n, *lv.sparse.get(n))
+			}
+		}
+	}
+	return out
 }
 
 func nonCanonical(l link) *node {
@@ -180,14 +243,14 @@ func (r *opReader) addr(v6, derive bool) (netip.Addr, bool) {
 // runOps interprets data: each operation is a control byte (bits 0-1 the
 // operation, bit 2 IPv6, bit 3 derive the address from the previous one),
 // an address, and for set/remove a length byte. It runs them on tries
-// without and with a jump table.
+// without and with a jump table and a fib.
 func runOps(t *testing.T, data []byte) {
-	runOpsJump(t, data, defaultJumpMin)
-	runOpsJump(t, data, 1)
+	runOpsWith(t, data, defaultJumpMin, defaultFibMin)
+	runOpsWith(t, data, 1, 1)
 }
 
-func runOpsJump(t *testing.T, data []byte, jumpMin int) {
-	c := newLPMChecker(t, jumpMin)
+func runOpsWith(t *testing.T, data []byte, jumpMin, fibMin int) {
+	c := newLPMChecker(t, jumpMin, fibMin)
 	r := &opReader{data: data}
 	for {
 		ctl, ok := r.byte()

@@ -192,13 +192,21 @@ func (t *Table) Subscribe(f func(Event)) {
 // change. f may call Add and Delete.
 func (t *Table) Batch(f func()) {
 	t.mu.Lock()
-	t.batch++
+	if t.batch++; t.batch == 1 {
+		for _, tr := range t.lpm {
+			tr.holdFib()
+		}
+	}
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
-		t.batch--
-		if t.batch == 0 && t.dirty {
-			t.syncLocked()
+		if t.batch--; t.batch == 0 {
+			for _, tr := range t.lpm {
+				tr.releaseFib()
+			}
+			if t.dirty {
+				t.syncLocked()
+			}
 		}
 		t.mu.Unlock()
 	}()
@@ -235,6 +243,7 @@ func (t *Table) Add(e IRE) error {
 			last = last.next
 		}
 		last.next = ent
+		tr.fibChanged(e.Dest) // the best IRE of e.Dest may now be ent
 	} else {
 		tr.set(ent)
 	}
@@ -287,6 +296,7 @@ func (t *Table) removeLocked(ent *entry) {
 			prev = prev.next
 		}
 		prev.next = ent.next
+		tr.fibChanged(ent.Dest)
 	}
 	ent.next = nil
 	t.proj.remove(ent)
@@ -354,10 +364,15 @@ func (t *Table) Lookup(dst netip.Addr, filter func(*IRE) bool) (IRE, bool) {
 	if filter == nil {
 		// No caller code runs under the lock: no defer needed.
 		t.mu.RLock()
-		first, ok := t.trieOf(dst).lookup(dst, nil)
 		var out IRE
-		if ok {
-			out = best(first, nil).IRE
+		ok := false
+		if tr := t.trieOf(dst); tr.fibUsable() {
+			ans := tr.fib.lookup(dst)
+			if ok = ans.ok; ok {
+				out = tr.fib.ire(dst, ans)
+			}
+		} else if first, found := tr.lookup(dst, nil); found {
+			out, ok = best(first, nil).IRE, true
 		}
 		t.mu.RUnlock()
 		return out, ok
