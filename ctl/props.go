@@ -28,6 +28,7 @@ var PropNames = []string{
 	"_dup_recovery",
 	"_max_defend",
 	"_max_temp_defend",
+	"_ndp_dad_transmits",
 	"_ndp_defend_interval",
 	"_ndp_defend_period",
 	"_ndp_defend_rate",

@@ -19,8 +19,7 @@ import (
 // DUPLICATE and down, and the _dup_recovery timer tries again.
 
 // dadStarter is one family's duplicate address detection. IPv4 uses arp;
-// IPv6 has none yet (its addresses are ready at once) until ndp plugs in
-// here. Both methods are called with m.mu held; the callbacks run later,
+// IPv6 uses gVisor's through ndp (dad6.go). Both methods are called with m.mu held; the callbacks run later,
 // without it, and may take it.
 type dadStarter interface {
 	// probe starts DAD for u's address. It reports false when there is
@@ -42,17 +41,27 @@ type dadState struct {
 	recovering bool      // re-probing after a duplicate: a new conflict is not logged again
 	holder     string    // hardware address of the last conflicting host
 	waiters    []chan struct{}
+
+	// stackTentative: gVisor made this (SLAAC) address and runs DAD on it
+	// itself; its verdict comes as an ndp event (dad6.go).
+	stackTentative bool
 }
 
 // dadFor returns the DAD of il's family, or nil when its addresses are
-// ready at once: IPv6 (for now), no ARP on the ill, or DAD turned off
-// (_arp_no_defense). Turning it on or off affects units brought up
+// ready at once: no ARP on an IPv4 ill, no IPv6 DAD wanted (dad6Wanted),
+// or DAD turned off (_arp_no_defense, the switch of both families). Turning it on or off affects units brought up
 // afterwards. illumos defaults _arp_no_defense to 0. ifmgr's own default
 // is 1, so a Manager embedded in a test or a program gets usable
 // addresses at once; tapstackd sets Config.DAD (hence 0), and its clients
 // wait for DAD as illumos ifconfig does (the "wait-dad" operation).
 func (m *Manager) dadFor(il *ill) dadStarter {
-	if il.v6 || il.arp == nil || m.tunableLocked("_arp_no_defense") != 0 {
+	if il.v6 {
+		if !m.dad6Wanted(il) {
+			return nil
+		}
+		return ndpDAD{m: m}
+	}
+	if il.arp == nil || m.tunableLocked("_arp_no_defense") != 0 {
 		return nil
 	}
 	return arpDAD{m: m, ifc: il.arp}
@@ -128,6 +137,9 @@ func (m *Manager) dadReport(u *ipif, gen uint64, holder net.HardwareAddr) {
 		m.addrReadyLocked(u)
 		return
 	}
+	// A failed probe leaves nothing in the stack: IPv4 had not given the
+	// address yet, and gVisor removed its tentative IPv6 copy itself.
+	u.stackAddr = netip.Prefix{}
 	m.duplicateLocked(u, holder)
 }
 
@@ -153,7 +165,11 @@ func (m *Manager) duplicateLocked(u *ipif, holder net.HardwareAddr) {
 	u.dad.recovering = false
 	u.dad.holder = formatMAC(holder)
 	if !quiet {
-		m.log.Warn(fmt.Sprintf("%s has duplicate address %s (in use by %s); disabled", u.name(), u.addr, u.dad.holder),
+		by := u.dad.holder
+		if by == "" {
+			by = "a node probing for it" // an IPv6 DAD solicitation names no link address
+		}
+		m.log.Warn(fmt.Sprintf("%s has duplicate address %s (in use by %s); disabled", u.name(), u.addr, by),
 			"interface", u.name(), "addr", u.addr, "holder", u.dad.holder)
 	}
 	u.flags |= ctl.IFF_DUPLICATE
@@ -170,7 +186,7 @@ func (m *Manager) duplicateLocked(u *ipif, holder net.HardwareAddr) {
 // temporary).
 func (m *Manager) armRecoveryLocked(u *ipif) {
 	ms := m.tunableLocked("_dup_recovery")
-	if ms == 0 || u.flags&(ctl.IFF_DHCPRUNNING|ctl.IFF_TEMPORARY) != 0 || u.ill.arp == nil {
+	if ms == 0 || u.flags&(ctl.IFF_DHCPRUNNING|ctl.IFF_TEMPORARY) != 0 || m.dadFor(u.ill) == nil {
 		return
 	}
 	u.dad.recovery = m.clock.AfterFunc(time.Duration(ms)*time.Millisecond, func() { m.recoverDuplicate(u) })

@@ -31,6 +31,7 @@ var tunables = map[string]tunable{
 	"_arp_defend_interval":               {[]string{"ip", "ipv4"}, 300000, 0, 3600000},
 	"_arp_defend_rate":                   {[]string{"ip", "ipv4"}, 100, 0, 20000},
 	"_arp_defend_period":                 {[]string{"ip", "ipv4"}, 3600, 5, 86400},
+	"_ndp_dad_transmits":                 {[]string{"ip", "ipv6"}, 3, 0, 20},
 	"_ndp_defend_interval":               {[]string{"ip", "ipv6"}, 300000, 0, 3600000},
 	"_ndp_defend_rate":                   {[]string{"ip", "ipv6"}, 100, 0, 20000},
 	"_ndp_defend_period":                 {[]string{"ip", "ipv6"}, 3600, 5, 86400},

@@ -93,11 +93,20 @@ func (m *Manager) ndpEvent(ev ndp.Event) {
 				m.emitLocked(RTM_IFINFO, u)
 			}
 		}
+	case ndp.AddrAssigned:
+		if u := slaacUnit(il, a); u != nil {
+			m.slaacDADLocked(u, false, nil) // dad6.go
+		}
 	case ndp.AddrRemoved:
 		if ev.Manual {
 			return // ifmgr removed it itself (the unit went down)
 		}
 		if u := slaacUnit(il, a); u != nil {
+			if ev.Duplicate {
+				// Reported as DUPLICATE first; the unit then goes with
+				// the address, and gVisor may make another.
+				m.slaacDADLocked(u, true, ev.Holder)
+			}
 			u.stackAddr = netip.Prefix{} // already gone from gVisor
 			m.freeUnitLocked(u)
 		}
@@ -211,6 +220,7 @@ func (m *Manager) addAutoconfLocked(il *ill, ev ndp.Event) {
 	u.mask = maskOf(a, ev.Addr.Bits())
 	u.subnet = and(a, u.mask)
 	u.slaac = true
+	u.dad.stackTentative = ev.Tentative // gVisor's DAD decides (dad6.go)
 	m.emitLocked(RTM_CHGADDR, u)
 	if err := m.upLocked(u); err != nil {
 		m.log.Warn("autoconfigured address refused", "interface", u.name(), "addr", a, "err", err)

@@ -107,7 +107,12 @@ func (m *Manager) giveAddressLocked(u *ipif) {
 		p := netip.PrefixFrom(u.addr, prefixLen(u.mask))
 		if u.slaac {
 			u.stackAddr = p // gVisor's SLAAC holds it already (slaac.go)
-		} else if err := m.stack.AddAddressWithProps(il.name, p, sourceProps(u)); err != nil {
+			return
+		}
+		resume := m.dad6PauseLocked(il) // ready means ready in gVisor too
+		err := m.stack.AddAddressWithProps(il.name, p, sourceProps(u))
+		resume()
+		if err != nil {
 			m.log.Warn("stack refused address", "interface", u.name(), "addr", p, "err", err)
 		} else {
 			u.stackAddr = p
@@ -286,6 +291,7 @@ func (m *Manager) bindLocked(il *ill) error {
 		}
 	}
 	il.bound = true
+	m.dad6ConfigLocked(il) // before the NIC starts: SLAAC addresses get DAD too
 	if !il.phy.nicUp {
 		if err := m.stack.EnableNIC(il.phy.name); err != nil {
 			m.log.Warn("enable NIC", "interface", il.name, "err", err)
@@ -293,6 +299,7 @@ func (m *Manager) bindLocked(il *ill) error {
 		il.phy.nicUp = true
 	}
 	m.openARPLocked(il)
+	m.openDAD6StreamLocked(il)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package ndp
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -20,7 +21,8 @@ type EventKind int
 // Event kinds.
 const (
 	// AddrAdded: SLAAC configured Addr (Temporary for an RFC 4941 one;
-	// Deprecated if its preferred lifetime is already over).
+	// Deprecated if its preferred lifetime is already over; Tentative
+	// while gVisor's DAD runs on it, AddrAssigned or AddrRemoved follows).
 	AddrAdded EventKind = iota + 1
 	// AddrDeprecated: Addr's preferred lifetime ended.
 	AddrDeprecated
@@ -32,25 +34,32 @@ const (
 	// RouterUp, RouterDown: a default router was learned or timed out.
 	RouterUp
 	RouterDown
+	// AddrAssigned: the tentative SLAAC address Addr passed DAD.
+	AddrAssigned
 )
 
 // Event is one report of gVisor's neighbour discovery for NIC NIC.
 type Event struct {
 	Kind       EventKind
 	NIC        string
-	Addr       netip.Prefix // the address events: address and prefix length
-	Temporary  bool         // AddrAdded
-	Deprecated bool         // AddrAdded
-	Manual     bool         // AddrRemoved
-	Router     netip.Addr   // RouterUp, RouterDown
+	Addr       netip.Prefix     // the address events: address and prefix length
+	Temporary  bool             // AddrAdded
+	Deprecated bool             // AddrAdded
+	Tentative  bool             // AddrAdded
+	Manual     bool             // AddrRemoved
+	Duplicate  bool             // AddrRemoved: DAD found another node with it
+	Holder     net.HardwareAddr // AddrRemoved with Duplicate: its link address, if it told
+	Router     netip.Addr       // RouterUp, RouterDown
 }
 
-// raw is an event as gVisor reported it, before the NIC is named, or a
-// barrier (Sync) to close once everything before it is delivered.
+// raw is an event as gVisor reported it, before the NIC is named, a
+// barrier (Sync) to close once everything before it is delivered, or a
+// function to call in order with the events (AddTentative's results).
 type raw struct {
 	Event
 	nic     tcpip.NICID
 	barrier chan struct{}
+	fn      func()
 }
 
 // Dispatcher receives gVisor's NDP callbacks (it is the stack's
@@ -59,8 +68,9 @@ type raw struct {
 // forbids calls back into the stack, so nothing is done in the callback
 // but queueing.
 //
-// Locking: mu guards queue, closed and started; cond signals the
-// delivery goroutine. The handler runs without mu.
+// Locking: mu guards queue, closed, started, holders and watches; cond
+// signals the delivery goroutine. The handler runs without mu. LOCK
+// ORDERING: a dadWatch's mu (dad.go) before mu.
 type Dispatcher struct {
 	mu   sync.Mutex
 	cond *sync.Cond
@@ -70,6 +80,13 @@ type Dispatcher struct {
 	closed bool
 	// +checklocks:mu
 	started bool
+	// holders are the link addresses of duplicates found by DAD, until
+	// the address's own watcher takes them (dad.go).
+	// +checklocks:mu
+	holders map[holderKey]net.HardwareAddr
+	// watches are the addresses added by AddTentative whose DAD runs.
+	// +checklocks:mu
+	watches map[holderKey]*dadWatch
 	done    chan struct{}
 }
 
@@ -132,6 +149,10 @@ func (d *Dispatcher) run(st *stack.Stack, handler func(Event)) {
 				close(r.barrier)
 				continue
 			}
+			if r.fn != nil {
+				r.fn()
+				continue
+			}
 			info, ok := nics[r.nic]
 			if !ok {
 				continue // the NIC went away; so did its addresses
@@ -179,12 +200,20 @@ func (d *Dispatcher) Sync() {
 }
 
 func (d *Dispatcher) push(nic tcpip.NICID, ev Event) {
+	d.enqueue(raw{Event: ev, nic: nic})
+}
+
+func (d *Dispatcher) pushFunc(fn func()) {
+	d.enqueue(raw{fn: fn})
+}
+
+func (d *Dispatcher) enqueue(r raw) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return
 	}
-	d.queue = append(d.queue, raw{Event: ev, nic: nic})
+	d.queue = append(d.queue, r)
 	d.cond.Signal()
 }
 
@@ -199,9 +228,10 @@ func addrOf(a tcpip.Address) netip.Addr {
 }
 
 // OnAutoGenAddress implements ipv6.NDPDispatcher: a SLAAC address was
-// added. The returned dispatcher reports its lifetime changes and removal.
+// added. The returned dispatcher reports it (gVisor calls it at once with
+// the initial state: AddrAdded says whether DAD runs), then its DAD
+// result, lifetime changes and removal.
 func (d *Dispatcher) OnAutoGenAddress(nic tcpip.NICID, a tcpip.AddressWithPrefix) gstack.AddressDispatcher {
-	d.push(nic, Event{Kind: AddrAdded, Addr: prefixOf(a)})
 	return &addrWatch{d: d, nic: nic, addr: prefixOf(a)}
 }
 
@@ -213,26 +243,40 @@ type addrWatch struct {
 	addr       netip.Prefix
 	seen       bool // OnChanged reported once (the initial state)
 	deprecated bool
+	tentative  bool
 }
 
 // OnChanged implements gstack.AddressDispatcher.
-func (w *addrWatch) OnChanged(l gstack.AddressLifetimes, _ gstack.AddressAssignmentState) {
-	if w.seen && l.Deprecated == w.deprecated {
+func (w *addrWatch) OnChanged(l gstack.AddressLifetimes, state gstack.AddressAssignmentState) {
+	if !w.seen {
+		w.seen, w.deprecated = true, l.Deprecated
+		w.tentative = state == gstack.AddressTentative
+		w.d.push(w.nic, Event{Kind: AddrAdded, Addr: w.addr, Deprecated: l.Deprecated, Tentative: w.tentative})
 		return
 	}
-	first := !w.seen
-	w.seen, w.deprecated = true, l.Deprecated
-	switch {
-	case l.Deprecated:
-		w.d.push(w.nic, Event{Kind: AddrDeprecated, Addr: w.addr})
-	case !first:
-		w.d.push(w.nic, Event{Kind: AddrPreferred, Addr: w.addr})
+	if w.tentative && state == gstack.AddressAssigned {
+		w.tentative = false
+		w.d.push(w.nic, Event{Kind: AddrAssigned, Addr: w.addr})
 	}
+	if l.Deprecated == w.deprecated {
+		return
+	}
+	w.deprecated = l.Deprecated
+	kind := AddrPreferred
+	if l.Deprecated {
+		kind = AddrDeprecated
+	}
+	w.d.push(w.nic, Event{Kind: kind, Addr: w.addr})
 }
 
 // OnRemoved implements gstack.AddressDispatcher.
 func (w *addrWatch) OnRemoved(reason gstack.AddressRemovalReason) {
-	w.d.push(w.nic, Event{Kind: AddrRemoved, Addr: w.addr, Manual: reason == gstack.AddressRemovalManualAction})
+	ev := Event{Kind: AddrRemoved, Addr: w.addr, Manual: reason == gstack.AddressRemovalManualAction}
+	if reason == gstack.AddressRemovalDADFailed {
+		ev.Duplicate = true
+		ev.Holder = w.d.takeHolder(holderKey{nic: w.nic, addr: w.addr.Addr()})
+	}
+	w.d.push(w.nic, ev)
 }
 
 // OnAutoGenAddressDeprecated implements ipv6.NDPDispatcher; the address's
@@ -256,11 +300,6 @@ func (d *Dispatcher) OnOffLinkRouteInvalidated(nic tcpip.NICID, dest tcpip.Subne
 	if dest.Prefix() == 0 {
 		d.push(nic, Event{Kind: RouterDown, Router: addrOf(router)})
 	}
-}
-
-// OnDuplicateAddressDetectionResult implements ipv6.NDPDispatcher; DAD
-// is ifmgr's, gVisor's is off.
-func (d *Dispatcher) OnDuplicateAddressDetectionResult(tcpip.NICID, tcpip.Address, gstack.DADResult) {
 }
 
 // OnOnLinkPrefixDiscovered implements ipv6.NDPDispatcher; the SLAAC

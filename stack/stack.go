@@ -63,7 +63,8 @@ type Options struct {
 }
 
 // New creates a stack with IPv4, IPv6, ARP, TCP, UDP and ICMP. gVisor's
-// own IPv6 DAD and link-local generation are off, and it ignores router
+// own IPv6 DAD (until ndp.SetDAD turns it on for a NIC) and link-local
+// generation are off, and it ignores router
 // advertisements (so does no SLAAC) until ndp.Configure turns them on for
 // a NIC: ifmgr and ndp own those decisions.
 func New() *Stack { return NewWithOptions(Options{}) }
@@ -207,6 +208,9 @@ type AddressProps struct {
 	Deprecated bool // chosen only when no other address will do
 	Temporary  bool // preferred over a stable address (RFC 6724 rule 7)
 	Preferred  bool // first among otherwise equal candidates
+	// Dispatcher, if set, hears the address's assignment state (tentative
+	// while IPv6 DAD runs, then assigned) and its removal.
+	Dispatcher gstack.AddressDispatcher
 }
 
 // AddAddress assigns p.Addr() with prefix length p.Bits() to NIC name.
@@ -228,7 +232,7 @@ func (s *Stack) AddAddressWithProps(name string, p netip.Prefix, props AddressPr
 			PrefixLen: p.Bits(),
 		},
 	}
-	ap := gstack.AddressProperties{Temporary: props.Temporary}
+	ap := gstack.AddressProperties{Temporary: props.Temporary, Disp: props.Dispatcher}
 	ap.Lifetimes.Deprecated = props.Deprecated
 	if props.Preferred {
 		ap.PEB = gstack.FirstPrimaryEndpoint

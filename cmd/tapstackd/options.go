@@ -77,7 +77,7 @@ func newFlagSet(name string, o *options, forRun bool) *flag.FlagSet {
 		fs.StringVar(&o.netns, "netns", "", "connect this network namespace: a name under /run/netns, an absolute path, or a PID")
 		fs.BoolVar(&o.configure, "configure", false, "configure the namespace side: address, default route, MTU, lo up")
 		fs.StringVar(&o.state, "state", defaultStatePath, "the file tapadm ipadm's persistent configuration is kept in and restored from at start (\"\" keeps none; with --netns none unless given)")
-		fs.BoolVar(&o.dad, "dad", true, "IPv4 duplicate address detection when addresses come up (with --netns off unless given: tapstack configures both ends of that link)")
+		fs.BoolVar(&o.dad, "dad", true, "duplicate address detection (ARP, NDP) when addresses come up (with --netns off unless given: tapstack configures both ends of that link)")
 		fs.Func("group", "members of this group (name or gid) may run set-requests, as root and the daemon's user may (repeatable, or a comma list)", func(s string) error {
 			for g := range strings.SplitSeq(s, ",") {
 				if g = strings.TrimSpace(g); g == "" {

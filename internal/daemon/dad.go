@@ -8,7 +8,7 @@ import (
 	"github.com/tapstack/tapstack/ctl"
 )
 
-// DAD waits: bringing an IPv4 address up starts duplicate address
+// DAD waits: bringing an address up starts duplicate address
 // detection, and the address is usable only when it ends. tapadm
 // ifconfig and ipadm wait for it before they return, as illumos
 // ifconfig and ipadm do, so a script's next command finds the address

@@ -42,7 +42,7 @@ type Config struct {
 	Groups []string
 	// ZoneMap puts the clients of a uid in a zone (zones.go).
 	ZoneMap map[uint32]string
-	// NoDAD turns IPv4 duplicate address detection off: addresses are
+	// NoDAD turns duplicate address detection off: addresses are
 	// usable the moment they are up (tapstackd --no-dad).
 	NoDAD bool
 	// StatePath is the ipadm state file ("" keeps no state); read at New,

@@ -162,15 +162,7 @@ func TestDADProbesOnTheWire(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the first announcement
 	cap()
 
-	f, err := os.Open(pcap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openPcap(t, pcap)
 	var probes []time.Time
 	announced := false
 	for {
@@ -229,4 +221,20 @@ func ipBytes(s string) string {
 	var a, b, c, d byte
 	fmt.Sscanf(s, "%d.%d.%d.%d", &a, &b, &c, &d)
 	return fmt.Sprint([]byte{a, b, c, d})
+}
+
+// openPcap opens a capture file for reading; it is closed when the test
+// ends.
+func openPcap(t *testing.T, path string) *pcapgo.Reader {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
