@@ -130,7 +130,7 @@ func TestDAD6BringUp(t *testing.T) {
 	if got := f.dadState6("tap0"); got != 2 || !f.assigned6(ll) {
 		t.Fatalf("after DAD: state %d, usable %v; want 2 and true", got, f.assigned6(ll))
 	}
-	if got := kinds(f.drain()); len(got) < 2 || got[len(got)-2] != RTM_IFINFO || got[len(got)-1] != RTM_ADD {
+	if got := kinds(f.eventsUntil(RTM_ADD)); len(got) < 2 || got[len(got)-2] != RTM_IFINFO || got[len(got)-1] != RTM_ADD {
 		t.Errorf("events when DAD ended: %v, want RTM_IFINFO, RTM_ADD last", got)
 	}
 	if n := len(dadProbes(t, w, ll)); n != ndMaxUnicastSolicit {
@@ -223,7 +223,7 @@ func TestDAD6ConflictAndRecovery(t *testing.T) {
 	if !f.assigned6(a) {
 		t.Fatal("recovered address not usable")
 	}
-	if got := kinds(f.drain()); len(got) == 0 || got[len(got)-1] != RTM_ADD {
+	if got := kinds(f.eventsUntil(RTM_ADD)); len(got) == 0 || got[len(got)-1] != RTM_ADD {
 		t.Errorf("events at recovery %v, want RTM_ADD last", got)
 	}
 }

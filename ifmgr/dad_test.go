@@ -212,6 +212,26 @@ func (f *dadFixture) waitEvent(k EventKind) Event {
 	}
 }
 
+// eventsUntil returns the events delivered up to and including the first
+// of kind k, waiting for it: a waiter released by DAD's end may run before
+// the goroutine that ended it has delivered the events.
+func (f *dadFixture) eventsUntil(k EventKind) []Event {
+	f.t.Helper()
+	deadline := time.After(10 * time.Second)
+	var out []Event
+	for {
+		select {
+		case e := <-f.events:
+			out = append(out, e)
+			if e.Kind == k {
+				return out
+			}
+		case <-deadline:
+			f.t.Fatalf("no %s event; got %v", k, kinds(out))
+		}
+	}
+}
+
 func kinds(evs []Event) []EventKind {
 	var out []EventKind
 	for _, e := range evs {
