@@ -48,6 +48,7 @@ type Config struct {
 // the illumos per-phyint ipsq, and observably the same. LOCK ORDERING:
 // Manager.mu before route.Table.mu and link locks.
 type Manager struct {
+	stats  statsBook // MIBs of unplumbed ills (stats.go); under mu
 	stack  *stack.Stack
 	routes *route.Table
 	links  Links

@@ -84,6 +84,7 @@ type phyint struct {
 // ill is one IP instance (family) on a phyint.
 type ill struct {
 	phy     *phyint
+	stats   *illStats // MIB baseline since plumb (stats.go); nil for lo0 before it is booked
 	v6      bool
 	name    string // = phy.name
 	ifType  string // the name without its PPA ("tap")

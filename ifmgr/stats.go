@@ -14,24 +14,18 @@ package ifmgr
 import (
 	"net/netip"
 	"reflect"
-	"runtime"
 	"strings"
-	"sync"
-	"weak"
 
 	"github.com/tapstack/tapstack/ctl"
 	"github.com/tapstack/tapstack/stack"
 )
 
-// statsBook is one Manager's statistics state.
+// statsBook is the Manager's statistics state beyond its ills'.
 //
 // Locking: written only with Manager.mu held exclusively (plumb, unplumb,
-// forwarding changes), read with it held at least shared.
+// forwarding changes), read with it held at least shared; the same holds
+// for each ill's illStats.
 type statsBook struct {
-	// ills is keyed weakly: the book lives in a global map, and a strong
-	// key would keep the ill's stream, its notification closure and so
-	// the Manager alive.
-	ills map[weak.Pointer[ill]]*illStats
 	// folded are the MIBs of unplumbed ills, per family.
 	folded      [2]ctl.IPIfStats
 	foldedICMP6 ctl.ICMP6IfStats
@@ -51,22 +45,8 @@ type illStats struct {
 	prohibited uint64
 }
 
-// books holds the statsBook of each Manager, beside it rather than in it;
-// the entry goes when its Manager is garbage.
-var books sync.Map // weak.Pointer[Manager] → *statsBook
-
-// statsLocked returns m's statistics book, creating it on first use.
-func (m *Manager) statsLocked() *statsBook {
-	k := weak.Make(m)
-	if b, ok := books.Load(k); ok {
-		return b.(*statsBook)
-	}
-	b, loaded := books.LoadOrStore(k, &statsBook{ills: map[weak.Pointer[ill]]*illStats{}})
-	if !loaded {
-		runtime.AddCleanup(m, func(k weak.Pointer[Manager]) { books.Delete(k) }, k)
-	}
-	return b.(*statsBook)
-}
+// statsLocked returns m's statistics book.
+func (m *Manager) statsLocked() *statsBook { return &m.stats }
 
 // countersLocked reads the NIC counters of il's family. A NIC the stack
 // does not know reads as zero (it cannot happen while il is plumbed).
@@ -82,7 +62,7 @@ func (m *Manager) countersLocked(il *ill) stack.IPCounters {
 // phyint and its NIC exists.
 func (m *Manager) statsPlumbedLocked(il *ill) {
 	c := m.countersLocked(il)
-	m.statsLocked().ills[weak.Make(il)] = &illStats{base: c, routerOn: il.flags&ctl.IFF_ROUTER != 0, offFrom: notForUs(&c)}
+	il.stats = &illStats{base: c, routerOn: il.flags&ctl.IFF_ROUTER != 0, offFrom: notForUs(&c)}
 }
 
 // statsUnplumbedLocked folds il's MIB into its family's totals: called
@@ -94,13 +74,13 @@ func (m *Manager) statsUnplumbedLocked(il *ill) {
 	if icmp6 != nil {
 		addCounters(&b.foldedICMP6, icmp6)
 	}
-	delete(b.ills, weak.Make(il))
+	il.stats = nil
 }
 
 // statsRouterLocked records a change of il's ROUTER flag, which decides
 // what counts as ForwProhibits.
 func (m *Manager) statsRouterLocked(il *ill, on bool) {
-	s := m.statsLocked().ills[weak.Make(il)]
+	s := il.stats
 	if s == nil || s.routerOn == on {
 		return
 	}
@@ -118,7 +98,7 @@ func (m *Manager) statsRouterLocked(il *ill, on bool) {
 // (nil for IPv4).
 func (m *Manager) illMIBLocked(il *ill) (ctl.IPIfStats, *ctl.ICMP6IfStats) {
 	cur := m.countersLocked(il)
-	s := m.statsLocked().ills[weak.Make(il)]
+	s := il.stats
 	if s == nil {
 		s = &illStats{routerOn: true} // not booked: count from the NIC's creation
 	}
