@@ -88,13 +88,9 @@ type level struct {
 	sparse *slotTable // only slots split by a prefix longer than bits
 }
 
-type slot struct {
-	ivs []interval // sorted by start, the first at the slot's start; nil: one answers
-	one answer     // the whole slot's answer when ivs is nil
-}
-
 // interval is an answer from start up to the next interval's start.
-// Neighbours never share an answer.
+// Neighbours never share an answer. Slots store intervals packed (see
+// slot); builds and patches work on this form.
 type interval struct {
 	start u128
 	val   answer
@@ -168,33 +164,17 @@ func newFib(v6 bool) *fib {
 }
 
 // lookup returns the answer for a, of the fib's family.
-func (f *fib) lookup(a netip.Addr) answer {
-	k := u128Of(a)
+func (f *fib) lookup(a netip.Addr) answer { return f.find(u128Of(a)) }
+
+// find returns the answer for address k.
+func (f *fib) find(k u128) answer {
 	if !f.v6 {
-		return f.levels[0].dir[uint32(k.lo)>>16].find(k)
+		return f.levels[0].dir[uint32(k.lo)>>16].find(k.lo, k)
 	}
 	if s := f.levels[0].sparse.get(uint32(k.hi >> 32)); s != nil {
-		return s.find(k)
+		return s.find(k.hi, k)
 	}
-	return f.levels[1].dir[k.hi>>48].find(k)
-}
-
-func (s *slot) find(k u128) answer {
-	if s.ivs == nil {
-		return s.one
-	}
-	// The last interval starting at or below k; the first starts at the
-	// slot's start, so there is one.
-	lo, hi := 0, len(s.ivs)
-	for hi-lo > 1 {
-		mid := int(uint(lo+hi) >> 1)
-		if k.less(s.ivs[mid].start) {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
-	return s.ivs[lo].val
+	return f.levels[1].dir[k.hi>>48].find(k.hi, k)
 }
 
 // slotNum returns the number of a's slot in lv.

@@ -133,36 +133,40 @@ func (t *trie) inheritSlots(f *fib, lv *level, p netip.Prefix) {
 	first, count := f.slotNum(lv, p.Addr()), uint64(1)<<(lv.bits-p.Bits())
 	if lv.dir != nil {
 		for n := range count {
-			lv.dir[first+uint32(n)].inherit(covered, nv)
+			lv.dir[first+uint32(n)].inherit(covered, nv, f.v6)
 		}
 		return
 	}
 	if count <= uint64(lv.sparse.len()) {
 		for i := range count {
 			if s := lv.sparse.get(first + uint32(i)); s != nil {
-				s.inherit(covered, nv)
+				s.inherit(covered, nv, f.v6)
 			}
 		}
 		return
 	}
 	lv.sparse.each(func(n uint32, s *slot) {
 		if p.Contains(f.slotPrefix(lv, n).Addr()) {
-			s.inherit(covered, nv)
+			s.inherit(covered, nv, f.v6)
 		}
 	})
 }
 
 // inherit replaces the answers covered reports with nv, merging
-// neighbours that come to share one.
-func (s *slot) inherit(covered func(answer) bool, nv answer) {
-	if s.ivs == nil {
+// neighbours that come to share one; v6 is the slot's family.
+func (s *slot) inherit(covered func(answer) bool, nv answer, v6 bool) {
+	if s.packed == nil {
 		if covered(s.one) {
 			s.one = nv
 		}
 		return
 	}
-	out := s.ivs[:0]
-	for _, iv := range s.ivs {
+	if !s.anyCovered(covered) {
+		return // most slots under a short prefix: no copy
+	}
+	ivs := s.intervals(v6)
+	out := ivs[:0]
+	for _, iv := range ivs {
 		if covered(iv.val) {
 			iv.val = nv
 		}
@@ -171,12 +175,7 @@ func (s *slot) inherit(covered func(answer) bool, nv answer) {
 		}
 		out = append(out, iv)
 	}
-	if len(out) == 1 {
-		*s = slot{one: out[0].val}
-		return
-	}
-	clear(s.ivs[len(out):]) // drop references for the collector
-	s.ivs = out
+	*s = packSlot(out, v6)
 }
 
 // buildSlot computes the slot covering sp, given the prefixes strictly
@@ -201,10 +200,7 @@ func (t *trie) buildSlot(f *fib, sp netip.Prefix, maxLen int, inside []*entry) s
 		}
 		ivs = append(ivs, interval{k, v})
 	}
-	if len(ivs) == 1 {
-		return slot{one: ivs[0].val}
-	}
-	return slot{ivs: slices.Clip(ivs)}
+	return packSlot(ivs, f.v6)
 }
 
 // winner returns the answer for a among prefixes up to maxLen long: the

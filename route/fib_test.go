@@ -3,6 +3,7 @@ package route
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -81,6 +82,74 @@ func TestTableLookupWithFib(t *testing.T) {
 	for i, tr := range tb.lpm {
 		if tr.fib == nil || !tr.fibUsable() {
 			t.Fatalf("family %d: no usable fib after the batches", i)
+		}
+	}
+}
+
+// TestSlotPacking builds random interval lists of IPv4, narrow IPv6 and
+// wide IPv6 starts, and checks that a packed slot unpacks to them and that
+// find agrees with a linear scan at every start, just below it, and at
+// random addresses.
+func TestSlotPacking(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 1))
+	for round := range 300 {
+		v6, wide := round%3 != 0, round%3 == 2
+		n := 1 + rng.IntN(40)
+		starts := map[u128]bool{}
+		var ivs []interval
+		for len(ivs) < n {
+			k := u128{lo: 0xffff<<32 | 0x0a0b<<16 | rng.Uint64()&0xffff}
+			if v6 {
+				k = u128{hi: 0x20010db8<<32 | rng.Uint64()&0xffffffff}
+				if wide && rng.IntN(3) == 0 {
+					k.lo = rng.Uint64()
+				}
+			}
+			if len(ivs) == 0 { // the slot's start
+				k = u128{lo: 0xffff<<32 | 0x0a0b<<16}
+				if v6 {
+					k = u128{hi: 0x20010db8 << 32}
+				}
+			}
+			if !starts[k] {
+				starts[k] = true
+				ivs = append(ivs, interval{k, answer{attr: uint32(rng.IntN(1 << 20)), bits: uint8(rng.IntN(129)), ok: rng.IntN(4) != 0}})
+			}
+		}
+		slices.SortFunc(ivs, func(a, b interval) int { return a.start.cmp(b.start) })
+		s := packSlot(ivs, v6)
+		if n > 1 && !slices.Equal(s.intervals(v6), ivs) {
+			t.Fatalf("round %d: unpacked %v, packed %v", round, s.intervals(v6), ivs)
+		}
+		want := func(k u128) answer {
+			w := ivs[0].val
+			for _, iv := range ivs {
+				if !k.less(iv.start) {
+					w = iv.val
+				}
+			}
+			return w
+		}
+		probes := []u128{}
+		for _, iv := range ivs[1:] {
+			below := iv.start
+			if below.lo == 0 {
+				below.hi--
+			}
+			below.lo--
+			probes = append(probes, iv.start, below)
+		}
+		for range 20 {
+			probes = append(probes, ivs[rng.IntN(n)].start.next())
+		}
+		for _, k := range probes {
+			key := k.hi
+			if !v6 {
+				key = k.lo
+			}
+			if got := s.find(key, k); got != want(k) {
+				t.Fatalf("round %d (v6 %v, wide %v): find %x = %+v, want %+v", round, v6, s.wide, k, got, want(k))
+			}
 		}
 	}
 }

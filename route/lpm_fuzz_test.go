@@ -149,11 +149,7 @@ type fibLine struct {
 func dumpFib(f *fib) []fibLine {
 	var out []fibLine
 	add := func(lv int, n uint32, s slot) {
-		ivs := s.ivs
-		if ivs == nil {
-			ivs = []interval{{val: s.one}}
-		}
-		for _, iv := range ivs {
+		for _, iv := range s.intervals(f.v6) {
 			l := fibLine{level: uint32(lv), slot: n, start: iv.start, bits: iv.val.bits, ok: iv.val.ok}
 			if iv.val.ok {
 				l.attrs = f.attrs[iv.val.attr]
