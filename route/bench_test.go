@@ -204,8 +204,8 @@ func BenchmarkTableBuild(b *testing.B) {
 }
 
 // BenchmarkLookupParts splits a hit's cost: the trie walk alone, the fib
-// alone, the fib plus reading the IRE, and the whole Table.Lookup (lock,
-// fib, copy).
+// alone (which also reports the fib's memory), the fib plus reading the
+// IRE, and the whole Table.Lookup (lock, fib, copy).
 func BenchmarkLookupParts(b *testing.B) {
 	for _, v6 := range []bool{false, true} {
 		t, hits, _ := benchTable(b, v6)
@@ -220,18 +220,18 @@ func BenchmarkLookupParts(b *testing.B) {
 			f    func(netip.Addr) bool
 		}{
 			{"trie", func(a netip.Addr) bool { _, ok := tr.lookup(a, nil); return ok }},
-			{"fib", func(a netip.Addr) bool { return tr.fib.lookup(a).ok }},
+			{"fib", func(a netip.Addr) bool { return tr.fib.lookup(a).ok() }},
 			{"fib+ire", func(a netip.Addr) bool {
 				ans := tr.fib.lookup(a)
 				sink += uint32(tr.fib.ire(a, ans).Flags)
-				return ans.ok
+				return ans.ok()
 			}},
 			{"fib+ire+lock", func(a netip.Addr) bool {
 				t.mu.RLock()
 				ans := tr.fib.lookup(a)
 				sink += uint32(tr.fib.ire(a, ans).Flags)
 				t.mu.RUnlock()
-				return ans.ok
+				return ans.ok()
 			}},
 			{"table", func(a netip.Addr) bool { _, ok := t.Lookup(a, nil); return ok }},
 		} {
@@ -244,6 +244,9 @@ func BenchmarkLookupParts(b *testing.B) {
 					n++
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/lookup")
+				if part.name == "fib" {
+					b.ReportMetric(float64(tr.fib.bytes()), "fib-bytes")
+				}
 			})
 		}
 	}

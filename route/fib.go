@@ -6,11 +6,11 @@ import (
 )
 
 // fib is a leaf-pushed copy of one family's trie that answers unfiltered
-// lookups in a few dependent loads: a directory slot, its sorted interval
-// list, and the winner's attributes. The trie stays the source of truth (filtered
-// lookups, get, updates); the fib is derived from it and patched after
-// each change (see trie.fibChanged), so its contents depend only on the
-// trie's.
+// lookups in two or three dependent loads: a directory entry (or a hash
+// cell), one cache line of a packed slot, and the winner's attributes.
+// The trie stays the source of truth (filtered lookups, get, updates); the
+// fib is derived from it and patched after each change (see
+// trie.fibChanged), so its contents depend only on the trie's.
 //
 // A slot covers all addresses sharing their first bits (16 or 32) and
 // holds, for every address in it, the IRE an unfiltered lookup returns:
@@ -31,10 +31,21 @@ import (
 // allocation) present only where a prefix longer than /32 exists, and a
 // 16-bit level for the prefixes up to /32 that answers the rest.
 //
+// Directory entries and hash cells are slotRefs of one word, so the 65,536
+// entries of a directory take 512 KiB; packed slots live in mem, one
+// arena per fib (fib_arena.go), laid out so that a small slot lies in one
+// cache line (fib_slot.go).
+//
 // fib is guarded like its trie: Table.mu.
 type fib struct {
 	v6     bool
 	levels []level // searched in order; the first holding a slot answers
+
+	// mem holds the packed slots; garbage counts the words of slots
+	// replaced since it was last compacted.
+	mem         []uint32
+	garbage     int
+	compactions int // how often mem was compacted (for tests)
 
 	// attrs only grows (trie.patchFib rebuilds the fib when it holds
 	// many more than the trie's prefixes).
@@ -51,40 +62,68 @@ type ireAttrs struct {
 	Flags   Flags
 }
 
-// answer is a lookup's result: the winner's prefix length and attributes.
-type answer struct {
-	attr uint32 // index into fib.attrs
-	bits uint8
-	ok   bool // false: no route
-}
+// answer is a lookup's result in one word: zero for no route, else the
+// winner's prefix length in the low byte and its index into fib.attrs,
+// plus one, above it. Packed slots also hold links (see slotRef), whose
+// length byte is linkBits.
+type answer uint32
+
+const (
+	noRoute  answer = 0
+	linkBits        = 0xff
+	// maxAttrs bounds fib.attrs so an index fits an answer;
+	// defaultFibMax keeps a fib's tables well below it.
+	maxAttrs = 1<<24 - 1
+)
+
+func makeAnswer(attr uint32, bits int) answer { return answer((attr+1)<<8 | uint32(bits)) }
+
+func (a answer) ok() bool     { return a != noRoute }
+func (a answer) bits() int    { return int(a & 0xff) }
+func (a answer) attr() uint32 { return uint32(a>>8) - 1 }
 
 // answerOf returns the answer for e (nil: no route), interning its
 // attributes.
 func (f *fib) answerOf(e *entry) answer {
 	if e == nil {
-		return answer{}
+		return noRoute
 	}
 	at := ireAttrs{e.Type, e.Gateway, e.Ill, e.Zone, e.Flags}
 	i, ok := f.attrIdx[at]
 	if !ok {
 		i = uint32(len(f.attrs))
+		if i >= maxAttrs {
+			// defaultFibMax makes this unreachable: a fib is rebuilt before
+			// its attributes reach twice the prefixes.
+			panic("route: fib attribute table overflow")
+		}
 		f.attrs = append(f.attrs, at)
 		f.attrIdx[at] = i
 	}
-	return answer{attr: i, bits: uint8(e.Dest.Bits()), ok: true}
+	return makeAnswer(i, e.Dest.Bits())
 }
 
-// ire returns the IRE of an answer found for a.
+// fill stores in out the IRE of answer ans (which must be ok) found for
+// a, of the fib's family, whose number is k.
+func (f *fib) fill(out *IRE, a netip.Addr, k u128, ans answer) {
+	at := &f.attrs[ans.attr()]
+	out.Type, out.Gateway, out.Ill, out.Zone, out.Flags = at.Type, at.Gateway, at.Ill, at.Zone, at.Flags
+	out.Dest = prefixOf(a, k, ans.bits(), f.v6)
+}
+
+// ire returns the IRE of an answer found for a (zero if ans is no route).
 func (f *fib) ire(a netip.Addr, ans answer) IRE {
-	at := &f.attrs[ans.attr]
-	dest, _ := a.Prefix(int(ans.bits))
-	return IRE{Type: at.Type, Dest: dest, Gateway: at.Gateway, Ill: at.Ill, Zone: at.Zone, Flags: at.Flags}
+	var out IRE
+	if ans.ok() {
+		f.fill(&out, a, u128Of(a), ans)
+	}
+	return out
 }
 
 type level struct {
 	bits   int // slot width: 16 (dir) or 32 (sparse); a multiple of 8
 	maxLen int // the level ignores prefixes longer than this
-	dir    []slot
+	dir    []slotRef
 	sparse *slotTable // only slots split by a prefix longer than bits
 }
 
@@ -98,11 +137,6 @@ type interval struct {
 
 // u128 is an address as a number: IPv4 in its IPv4-mapped IPv6 form.
 type u128 struct{ hi, lo uint64 }
-
-func u128Of(a netip.Addr) u128 {
-	b := a.As16()
-	return u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
-}
 
 func (k u128) less(o u128) bool { return k.hi < o.hi || k.hi == o.hi && k.lo < o.lo }
 
@@ -140,27 +174,27 @@ func (k u128) next() u128 {
 }
 
 func (k u128) addr(v6 bool) netip.Addr {
+	if !v6 {
+		v := uint32(k.lo)
+		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	}
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], k.hi)
 	binary.BigEndian.PutUint64(b[8:], k.lo)
-	a := netip.AddrFrom16(b)
-	if !v6 {
-		return a.Unmap()
-	}
-	return a
+	return netip.AddrFrom16(b)
 }
 
 func newFib(v6 bool) *fib {
+	f := &fib{v6: v6, mem: newArena(0), attrIdx: make(map[ireAttrs]uint32)}
 	if !v6 {
-		return &fib{
-			levels:  []level{{bits: 16, maxLen: 32, dir: make([]slot, 1<<16)}},
-			attrIdx: make(map[ireAttrs]uint32),
-		}
+		f.levels = []level{{bits: 16, maxLen: 32, dir: make([]slotRef, 1<<16)}}
+		return f
 	}
-	return &fib{v6: true, levels: []level{
+	f.levels = []level{
 		{bits: 32, maxLen: 128, sparse: newSlotTable()},
-		{bits: 16, maxLen: 32, dir: make([]slot, 1<<16)},
-	}, attrIdx: make(map[ireAttrs]uint32)}
+		{bits: 16, maxLen: 32, dir: make([]slotRef, 1<<16)},
+	}
+	return f
 }
 
 // lookup returns the answer for a, of the fib's family.
@@ -169,12 +203,15 @@ func (f *fib) lookup(a netip.Addr) answer { return f.find(u128Of(a)) }
 // find returns the answer for address k.
 func (f *fib) find(k u128) answer {
 	if !f.v6 {
-		return f.levels[0].dir[uint32(k.lo)>>16].find(k.lo, k)
+		return f.search(f.levels[0].dir[uint32(k.lo)>>16], uint32(k.lo), k.lo)
 	}
-	if s := f.levels[0].sparse.get(uint32(k.hi >> 32)); s != nil {
-		return s.find(k.hi, k)
+	// The directory entry is read before the probe so that both loads are
+	// under way at once: it answers when the probe finds no slot.
+	short := f.levels[1].dir[k.hi>>48]
+	if r, ok := f.levels[0].sparse.get(uint32(k.hi >> 32)); ok {
+		return f.search(r, uint32(k.hi), k.lo)
 	}
-	return f.levels[1].dir[k.hi>>48].find(k.hi, k)
+	return f.search(short, uint32(k.hi>>32), k.hi)
 }
 
 // slotNum returns the number of a's slot in lv.

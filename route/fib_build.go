@@ -6,23 +6,32 @@ import (
 )
 
 // defaultFibMin is the trie size from which a fib is kept: below it the
-// trie's nodes stay in the cache and the fib's two 65,536-slot directories
-// (2 MiB each) would cost more than they save.
+// trie's nodes stay in the cache and the fib's 65,536-slot directories
+// (512 KiB each, and the arena) would cost more than they save.
 const defaultFibMin = 4096
 
 // fibPendingMax is how many changes a held fib queues for patching at
 // release; more, and rebuilding it whole is cheaper.
 const fibPendingMax = 256
 
+// defaultFibMax is the largest trie that keeps a fib (twice a full
+// Internet IPv4 table): it bounds the attributes a fib interns (at most
+// about twice the prefixes, see patchFib, plus one patch's) below
+// maxAttrs. Larger tries answer from the trie.
+const defaultFibMax = 1 << 21
+
 // fibUsable reports whether t.fib answers for the trie as it is now.
 func (t *trie) fibUsable() bool { return t.fib != nil && len(t.fibPending) == 0 }
+
+// fibWanted reports whether the trie's size calls for a fib.
+func (t *trie) fibWanted() bool { return t.size >= t.fibMin && t.size <= t.fibMax }
 
 // fibChanged brings the fib up to date after p's first IRE or its list
 // changed (set, removed, or another IRE of p added or removed).
 func (t *trie) fibChanged(p netip.Prefix) {
 	switch {
 	case t.fib == nil:
-		if !t.fibHold && t.size >= t.fibMin {
+		if !t.fibHold && t.fibWanted() {
 			t.buildFib()
 		}
 	case t.fibHold:
@@ -45,13 +54,15 @@ func (t *trie) releaseFib() {
 	pending := t.fibPending
 	t.fibPending = nil
 	if t.fib == nil {
-		if t.size >= t.fibMin {
+		if t.fibWanted() {
 			t.buildFib()
 		}
 		return
 	}
 	for _, p := range pending {
-		t.patchFib(p)
+		if t.patchFib(p); t.fib == nil {
+			return
+		}
 	}
 }
 
@@ -72,12 +83,12 @@ func (t *trie) buildFib() {
 		}
 		if lv.dir != nil {
 			for n := range lv.dir {
-				lv.dir[n] = t.buildSlot(f, f.slotPrefix(lv, uint32(n)), lv.maxLen, inside[uint32(n)])
+				lv.dir[n] = f.packSlot(lv, t.slotIntervals(f, f.slotPrefix(lv, uint32(n)), lv.maxLen, inside[uint32(n)]))
 			}
 			continue
 		}
 		for n, in := range inside {
-			lv.sparse.set(n, t.buildSlot(f, f.slotPrefix(lv, n), lv.maxLen, in))
+			lv.sparse.set(n, f.packSlot(lv, t.slotIntervals(f, f.slotPrefix(lv, n), lv.maxLen, in)))
 		}
 	}
 	t.fib = f
@@ -86,7 +97,11 @@ func (t *trie) buildFib() {
 // patchFib updates the slots a change of p affects.
 func (t *trie) patchFib(p netip.Prefix) {
 	f := t.fib
-	if len(f.attrs) > 2*t.size+1024 {
+	switch {
+	case t.size > t.fibMax:
+		t.fib = nil
+		return
+	case len(f.attrs) > 2*t.size+1024:
 		t.buildFib() // drop attributes no IRE has any more
 		return
 	}
@@ -100,6 +115,7 @@ func (t *trie) patchFib(p netip.Prefix) {
 			t.inheritSlots(f, lv, p)
 		}
 	}
+	f.maybeCompact()
 }
 
 // rebuildSlot recomputes slot n of lv from the trie, after a prefix
@@ -113,14 +129,18 @@ func (t *trie) rebuildSlot(f *fib, lv *level, n uint32) {
 		}
 	})
 	if lv.dir != nil {
-		lv.dir[n] = t.buildSlot(f, sp, lv.maxLen, inside)
+		f.release(lv.dir[n])
+		lv.dir[n] = f.packSlot(lv, t.slotIntervals(f, sp, lv.maxLen, inside))
 		return
+	}
+	if old, ok := lv.sparse.get(n); ok {
+		f.release(old)
 	}
 	if len(inside) == 0 {
 		lv.sparse.del(n)
 		return
 	}
-	lv.sparse.set(n, t.buildSlot(f, sp, lv.maxLen, inside))
+	lv.sparse.set(n, f.packSlot(lv, t.slotIntervals(f, sp, lv.maxLen, inside)))
 }
 
 // inheritSlots updates the slots of lv that p (no longer than the slots)
@@ -129,42 +149,42 @@ func (t *trie) rebuildSlot(f *fib, lv *level, n uint32) {
 // the winner at p's address among prefixes no longer than p.
 func (t *trie) inheritSlots(f *fib, lv *level, p netip.Prefix) {
 	nv := f.answerOf(t.winner(p.Addr(), p.Bits()))
-	covered := func(v answer) bool { return !v.ok || int(v.bits) <= p.Bits() }
+	covered := func(v answer) bool { return !v.ok() || v.bits() <= p.Bits() }
 	first, count := f.slotNum(lv, p.Addr()), uint64(1)<<(lv.bits-p.Bits())
 	if lv.dir != nil {
 		for n := range count {
-			lv.dir[first+uint32(n)].inherit(covered, nv, f.v6)
+			f.inherit(lv, first+uint32(n), &lv.dir[first+uint32(n)], covered, nv)
 		}
 		return
 	}
 	if count <= uint64(lv.sparse.len()) {
 		for i := range count {
-			if s := lv.sparse.get(first + uint32(i)); s != nil {
-				s.inherit(covered, nv, f.v6)
+			if r := lv.sparse.at(first + uint32(i)); r != nil {
+				f.inherit(lv, first+uint32(i), r, covered, nv)
 			}
 		}
 		return
 	}
-	lv.sparse.each(func(n uint32, s *slot) {
+	lv.sparse.each(func(n uint32, r *slotRef) {
 		if p.Contains(f.slotPrefix(lv, n).Addr()) {
-			s.inherit(covered, nv, f.v6)
+			f.inherit(lv, n, r, covered, nv)
 		}
 	})
 }
 
-// inherit replaces the answers covered reports with nv, merging
-// neighbours that come to share one; v6 is the slot's family.
-func (s *slot) inherit(covered func(answer) bool, nv answer, v6 bool) {
-	if s.packed == nil {
-		if covered(s.one) {
-			s.one = nv
+// inherit replaces the answers covered reports in slot n of lv, held at
+// r, with nv, merging neighbours that come to share one.
+func (f *fib) inherit(lv *level, n uint32, r *slotRef, covered func(answer) bool, nv answer) {
+	if !r.packed() {
+		if covered(r.one()) {
+			*r = oneRef(nv)
 		}
 		return
 	}
-	if !s.anyCovered(covered) {
+	if !f.anyCovered(*r, covered) {
 		return // most slots under a short prefix: no copy
 	}
-	ivs := s.intervals(v6)
+	ivs := f.intervals(lv, u128Of(f.slotPrefix(lv, n).Addr()), *r)
 	out := ivs[:0]
 	for _, iv := range ivs {
 		if covered(iv.val) {
@@ -175,13 +195,15 @@ func (s *slot) inherit(covered func(answer) bool, nv answer, v6 bool) {
 		}
 		out = append(out, iv)
 	}
-	*s = packSlot(out, v6)
+	f.release(*r)
+	*r = f.packSlot(lv, out)
 }
 
-// buildSlot computes the slot covering sp, given the prefixes strictly
-// inside it that the level keeps (longer than sp, up to maxLen): the
-// answer can change only where one of them starts or just after one ends.
-func (t *trie) buildSlot(f *fib, sp netip.Prefix, maxLen int, inside []*entry) slot {
+// slotIntervals computes the intervals of the slot covering sp, given the
+// prefixes strictly inside it that the level keeps (longer than sp, up to
+// maxLen): the answer can change only where one of them starts or just
+// after one ends.
+func (t *trie) slotIntervals(f *fib, sp netip.Prefix, maxLen int, inside []*entry) []interval {
 	end := last(sp)
 	points := []u128{u128Of(sp.Addr())}
 	for _, e := range inside {
@@ -200,7 +222,7 @@ func (t *trie) buildSlot(f *fib, sp netip.Prefix, maxLen int, inside []*entry) s
 		}
 		ivs = append(ivs, interval{k, v})
 	}
-	return packSlot(ivs, f.v6)
+	return ivs
 }
 
 // winner returns the answer for a among prefixes up to maxLen long: the

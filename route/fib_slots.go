@@ -2,8 +2,8 @@ package route
 
 // slotTable holds a fib level's sparse slots by number: an open-addressing
 // hash with linear probing, at most half full, so that a lookup usually
-// reads one cell, which holds the slot itself. (A Go map costs a lookup
-// several more dependent loads.) Guarded like the fib.
+// reads one cell of 16 bytes, which holds the slot's ref. (A Go map costs
+// a lookup several more dependent loads.) Guarded like the fib.
 type slotTable struct {
 	cells []slotCell
 	n     int
@@ -13,7 +13,7 @@ type slotTable struct {
 type slotCell struct {
 	key  uint32
 	used bool
-	s    slot
+	ref  slotRef
 }
 
 func newSlotTable() *slotTable { return &slotTable{cells: make([]slotCell, 64), shift: 64 - 6} }
@@ -23,9 +23,23 @@ func (h *slotTable) home(k uint32) int { return int((uint64(k) * 0x9E3779B97F4A7
 
 func (h *slotTable) len() int { return h.n }
 
-// get returns slot k, or nil. The pointer is valid until the next set or
-// del.
-func (h *slotTable) get(k uint32) *slot {
+// get returns slot k, if present.
+func (h *slotTable) get(k uint32) (slotRef, bool) {
+	mask := len(h.cells) - 1
+	for i := h.home(k); ; i = (i + 1) & mask {
+		c := &h.cells[i]
+		if !c.used {
+			return 0, false
+		}
+		if c.key == k {
+			return c.ref, true
+		}
+	}
+}
+
+// at returns where slot k is held, or nil. The pointer is valid until the
+// next set or del.
+func (h *slotTable) at(k uint32) *slotRef {
 	mask := len(h.cells) - 1
 	for i := h.home(k); ; i = (i + 1) & mask {
 		c := &h.cells[i]
@@ -33,14 +47,14 @@ func (h *slotTable) get(k uint32) *slot {
 			return nil
 		}
 		if c.key == k {
-			return &c.s
+			return &c.ref
 		}
 	}
 }
 
-func (h *slotTable) set(k uint32, s slot) {
-	if p := h.get(k); p != nil {
-		*p = s
+func (h *slotTable) set(k uint32, r slotRef) {
+	if p := h.at(k); p != nil {
+		*p = r
 		return
 	}
 	if 2*(h.n+1) > len(h.cells) {
@@ -48,7 +62,7 @@ func (h *slotTable) set(k uint32, s slot) {
 		h.cells, h.n, h.shift = make([]slotCell, 2*len(old)), 0, h.shift-1
 		for _, c := range old {
 			if c.used {
-				h.set(c.key, c.s)
+				h.set(c.key, c.ref)
 			}
 		}
 	}
@@ -57,7 +71,7 @@ func (h *slotTable) set(k uint32, s slot) {
 	for h.cells[i].used {
 		i = (i + 1) & mask
 	}
-	h.cells[i] = slotCell{key: k, used: true, s: s}
+	h.cells[i] = slotCell{key: k, used: true, ref: r}
 	h.n++
 }
 
@@ -90,12 +104,12 @@ func (h *slotTable) del(k uint32) {
 	}
 }
 
-// each calls f for every slot; f may change the slot but not add or
-// delete one.
-func (h *slotTable) each(f func(k uint32, s *slot)) {
+// each calls f for every slot; f may change the slot's ref but not add or
+// delete a slot.
+func (h *slotTable) each(f func(k uint32, r *slotRef)) {
 	for i := range h.cells {
 		if c := &h.cells[i]; c.used {
-			f(c.key, &c.s)
+			f(c.key, &c.ref)
 		}
 	}
 }

@@ -86,70 +86,163 @@ func TestTableLookupWithFib(t *testing.T) {
 	}
 }
 
-// TestSlotPacking builds random interval lists of IPv4, narrow IPv6 and
-// wide IPv6 starts, and checks that a packed slot unpacks to them and that
-// find agrees with a linear scan at every start, just below it, and at
-// random addresses.
+// randomSlot returns random intervals for the slot of lv starting at base
+// (sorted, the first at base, neighbours differing). Starts cluster, so
+// that IPv6 intervals share /64s, start just past one, and reach the
+// slot's last /64, as the 32-bit level's links must handle.
+func randomSlot(rng *rand.Rand, f *fib, lv *level, base u128) []interval {
+	n := 1 + rng.IntN(40)
+	starts := map[u128]bool{base: true}
+	for len(starts) < n {
+		k := base
+		switch {
+		case !f.v6:
+			k.lo |= rng.Uint64() & 0xffff
+		case lv.bits == 16:
+			k.hi |= rng.Uint64() & 0xffff << 32
+		default:
+			k.hi |= uint64(rng.IntN(12))
+			if rng.IntN(4) == 0 {
+				k.hi |= 0xffffffff - uint64(rng.IntN(3))
+			}
+			if rng.IntN(2) == 0 {
+				k.lo = []uint64{1, 2, 1 << 32, 1 << 63, ^uint64(0), rng.Uint64()}[rng.IntN(6)]
+			}
+		}
+		starts[k] = true
+	}
+	var ivs []interval
+	for k := range starts {
+		ivs = append(ivs, interval{start: k})
+	}
+	slices.SortFunc(ivs, func(a, b interval) int { return a.start.cmp(b.start) })
+	for i := range ivs {
+		for {
+			v := makeAnswer(uint32(rng.IntN(1<<20)), rng.IntN(129))
+			if rng.IntN(4) == 0 {
+				v = noRoute
+			}
+			if i == 0 || v != ivs[i-1].val {
+				ivs[i].val = v
+				break
+			}
+		}
+	}
+	return ivs
+}
+
+// TestSlotPacking packs random interval lists into slots of every level
+// (IPv4, the IPv6 16-bit and 32-bit levels, with links for prefixes longer
+// than /64), and checks that each unpacks to its intervals, that search
+// agrees with a linear scan at every start, just below and above it, and
+// at random addresses, that chunkWords measures what was allocated, and
+// that all of it still holds after the arena is compacted.
 func TestSlotPacking(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 1))
-	for round := range 300 {
-		v6, wide := round%3 != 0, round%3 == 2
-		n := 1 + rng.IntN(40)
-		starts := map[u128]bool{}
-		var ivs []interval
-		for len(ivs) < n {
-			k := u128{lo: 0xffff<<32 | 0x0a0b<<16 | rng.Uint64()&0xffff}
-			if v6 {
-				k = u128{hi: 0x20010db8<<32 | rng.Uint64()&0xffffffff}
-				if wide && rng.IntN(3) == 0 {
-					k.lo = rng.Uint64()
-				}
-			}
-			if len(ivs) == 0 { // the slot's start
-				k = u128{lo: 0xffff<<32 | 0x0a0b<<16}
-				if v6 {
-					k = u128{hi: 0x20010db8 << 32}
-				}
-			}
-			if !starts[k] {
-				starts[k] = true
-				ivs = append(ivs, interval{k, answer{attr: uint32(rng.IntN(1 << 20)), bits: uint8(rng.IntN(129)), ok: rng.IntN(4) != 0}})
-			}
-		}
-		slices.SortFunc(ivs, func(a, b interval) int { return a.start.cmp(b.start) })
-		s := packSlot(ivs, v6)
-		if n > 1 && !slices.Equal(s.intervals(v6), ivs) {
-			t.Fatalf("round %d: unpacked %v, packed %v", round, s.intervals(v6), ivs)
+	type packed struct {
+		lv   *level
+		base u128
+		ivs  []interval
+		r    *slotRef
+	}
+	check := func(f *fib, p packed) {
+		t.Helper()
+		if got := f.intervals(p.lv, p.base, *p.r); !slices.Equal(got, p.ivs) {
+			t.Fatalf("v6 %v level /%d: unpacked %v, packed %v", f.v6, p.lv.bits, got, p.ivs)
 		}
 		want := func(k u128) answer {
-			w := ivs[0].val
-			for _, iv := range ivs {
+			w := p.ivs[0].val
+			for _, iv := range p.ivs {
 				if !k.less(iv.start) {
 					w = iv.val
 				}
 			}
 			return w
 		}
-		probes := []u128{}
-		for _, iv := range ivs[1:] {
-			below := iv.start
-			if below.lo == 0 {
-				below.hi--
+		end := last(f.slotPrefix(p.lv, f.slotNum(p.lv, p.base.addr(f.v6))))
+		probes := []u128{end}
+		for _, iv := range p.ivs {
+			probes = append(probes, iv.start)
+			if iv.start != end {
+				probes = append(probes, iv.start.next())
 			}
-			below.lo--
-			probes = append(probes, iv.start, below)
+			if iv.start != p.base {
+				below := iv.start
+				if below.lo == 0 {
+					below.hi--
+				}
+				below.lo--
+				probes = append(probes, below)
+			}
 		}
 		for range 20 {
-			probes = append(probes, ivs[rng.IntN(n)].start.next())
+			k := p.ivs[rng.IntN(len(p.ivs))].start
+			k.lo |= rng.Uint64() & 0xff
+			if k.less(end) {
+				probes = append(probes, k)
+			}
 		}
 		for _, k := range probes {
-			key := k.hi
-			if !v6 {
-				key = k.lo
+			if got := f.search(*p.r, f.key(p.lv, k), k.lo); got != want(k) {
+				t.Fatalf("v6 %v level /%d: search %x = %#x, want %#x (slot %v)", f.v6, p.lv.bits, k, got, want(k), p.ivs)
 			}
-			if got := s.find(key, k); got != want(k) {
-				t.Fatalf("round %d (v6 %v, wide %v): find %x = %+v, want %+v", round, v6, s.wide, k, got, want(k))
+		}
+	}
+	for _, v6 := range []bool{false, true} {
+		f := newFib(v6)
+		var all []packed
+		for round := range 600 {
+			lv := &f.levels[round%len(f.levels)]
+			n := uint32(rng.IntN(1 << lv.bits))
+			base := u128Of(f.slotPrefix(lv, n).Addr())
+			ivs := randomSlot(rng, f, lv, base)
+			before := len(f.mem)
+			r := f.packSlot(lv, ivs)
+			if r.packed() {
+				if got := chunkWords(f.mem, r); len(f.mem)-before < got || len(f.mem)-before >= got+lineWords {
+					t.Fatalf("chunkWords %d, alloc took %d", got, len(f.mem)-before)
+				}
+				if r.off()%lineWords+chunkWords(f.mem, r) > lineWords && r.off()%lineWords != 0 {
+					t.Fatalf("chunk of %d words at %d crosses a cache line", chunkWords(f.mem, r), r.off())
+				}
 			}
+			p := packed{lv, base, ivs, new(slotRef)}
+			*p.r = r
+			check(f, p)
+			all = append(all, p)
+			if rng.IntN(3) == 0 { // replaced: its chunk is garbage
+				f.release(r)
+				all = all[:len(all)-1]
+			}
+		}
+		// compact moves the chunks the directories and hash cells
+		// reference: hand the test's slots to them (a later slot of the
+		// same number replaces an earlier one).
+		type place struct {
+			lv *level
+			n  uint32
+		}
+		final := map[place]packed{}
+		for _, p := range all {
+			n := f.slotNum(p.lv, p.base.addr(v6))
+			if p.lv.dir != nil {
+				p.lv.dir[n] = *p.r
+			} else {
+				p.lv.sparse.set(n, *p.r)
+			}
+			final[place{p.lv, n}] = p
+		}
+		f.compact()
+		if f.garbage != 0 {
+			t.Fatalf("garbage %d after compact", f.garbage)
+		}
+		for pl, p := range final {
+			if pl.lv.dir != nil {
+				*p.r = pl.lv.dir[pl.n]
+			} else {
+				*p.r, _ = pl.lv.sparse.get(pl.n)
+			}
+			check(f, p)
 		}
 	}
 }

@@ -42,11 +42,13 @@ type trie struct {
 	jump    []link
 	jumpMin int
 
-	// fib answers unfiltered lookups once the trie holds fibMin prefixes
-	// (fib.go); while fibHold, changes queue in fibPending instead of
-	// patching it, and lookups use it only when nothing is queued.
+	// fib answers unfiltered lookups while the trie holds fibMin to
+	// fibMax prefixes (fib.go); while fibHold, changes queue in fibPending
+	// instead of patching it, and lookups use it only when nothing is
+	// queued.
 	fib        *fib
 	fibMin     int
+	fibMax     int
 	fibHold    bool
 	fibPending []netip.Prefix
 }
@@ -71,9 +73,9 @@ type link struct {
 
 func newTrie(v6 bool) *trie {
 	if v6 {
-		return &trie{jumpMin: defaultJumpMin, fibMin: defaultFibMin}
+		return &trie{jumpMin: defaultJumpMin, fibMin: defaultFibMin, fibMax: defaultFibMax}
 	}
-	return &trie{off: 12, jumpMin: defaultJumpMin, fibMin: defaultFibMin}
+	return &trie{off: 12, jumpMin: defaultJumpMin, fibMin: defaultFibMin, fibMax: defaultFibMax}
 }
 
 // ancestors[o] is the set of prefix indexes that cover octet o within a

@@ -78,8 +78,8 @@ func (c *lpmChecker) lookup(a netip.Addr) {
 	}
 	if tr.fibUsable() {
 		ans := tr.fib.lookup(a)
-		if ans.ok != ok {
-			c.t.Fatalf("fib lookup %s: found %v, the trie %v", a, ans.ok, ok)
+		if ans.ok() != ok {
+			c.t.Fatalf("fib lookup %s: found %v, the trie %v", a, ans.ok(), ok)
 		}
 		if ire := tr.fib.ire(a, ans); ok && (ire.Dest != got.Dest || ire.Flags != got.Flags) {
 			c.t.Fatalf("fib lookup %s: %s flags %d, the trie %s flags %d", a, ire.Dest, ire.Flags, got.Dest, got.Flags)
@@ -148,25 +148,27 @@ type fibLine struct {
 
 func dumpFib(f *fib) []fibLine {
 	var out []fibLine
-	add := func(lv int, n uint32, s slot) {
-		for _, iv := range s.intervals(f.v6) {
-			l := fibLine{level: uint32(lv), slot: n, start: iv.start, bits: iv.val.bits, ok: iv.val.ok}
-			if iv.val.ok {
-				l.attrs = f.attrs[iv.val.attr]
+	add := func(lv int, n uint32, r slotRef) {
+		base := u128Of(f.slotPrefix(&f.levels[lv], n).Addr())
+		for _, iv := range f.intervals(&f.levels[lv], base, r) {
+			l := fibLine{level: uint32(lv), slot: n, start: iv.start, bits: uint8(iv.val.bits()), ok: iv.val.ok()}
+			if iv.val.ok() {
+				l.attrs = f.attrs[iv.val.attr()]
 			}
 			out = append(out, l)
 		}
 	}
 	for i, lv := range f.levels {
-		for n, s := range lv.dir {
-			add(i, uint32(n), s)
+		for n, r := range lv.dir {
+			add(i, uint32(n), r)
 		}
 		if lv.sparse != nil {
 			var keys []uint32
-			lv.sparse.each(func(n uint32, _ *slot) { keys = append(keys, n) })
+			lv.sparse.each(func(n uint32, _ *slotRef) { keys = append(keys, n) })
 			slices.Sort(keys)
 			for _, n := range keys {
-				add(i, n, *lv.sparse.get(n))
+				r, _ := lv.sparse.get(n)
+				add(i, n, r)
 			}
 		}
 	}

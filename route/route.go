@@ -357,25 +357,37 @@ func (t *Table) Refs(e IRE) int {
 // Lookup returns the longest-prefix match for dst among the IREs accepted
 // by filter (nil accepts all). Among entries with the same prefix the most
 // specific type wins (local before interface before gateway routes).
-func (t *Table) Lookup(dst netip.Addr, filter func(*IRE) bool) (IRE, bool) {
-	if !dst.IsValid() {
-		return IRE{}, false
+func (t *Table) Lookup(dst netip.Addr, filter func(*IRE) bool) (e IRE, ok bool) {
+	if filter != nil || !dst.IsValid() {
+		ok = t.lookupFiltered(dst, filter, &e)
+		return e, ok
 	}
-	if filter == nil {
-		// No caller code runs under the lock: no defer needed.
-		t.mu.RLock()
-		var out IRE
-		ok := false
-		if tr := t.trieOf(dst); tr.fibUsable() {
-			ans := tr.fib.lookup(dst)
-			if ok = ans.ok; ok {
-				out = tr.fib.ire(dst, ans)
-			}
-		} else if first, found := tr.lookup(dst, nil); found {
-			out, ok = best(first, nil).IRE, true
+	// The hot path: the fib answers when it is up to date. The IRE is
+	// written straight into the result (no copy through a pointer or a
+	// helper's result), and no caller code runs under the lock, so no
+	// defer is needed.
+	k := u128Of(dst)
+	tr := t.trieOf(dst)
+	t.mu.RLock()
+	if f := tr.fib; f != nil && len(tr.fibPending) == 0 {
+		if ans := f.find(k); ans.ok() {
+			at := &f.attrs[ans.attr()]
+			e = IRE{Type: at.Type, Dest: prefixOf(dst, k, ans.bits(), f.v6), Gateway: at.Gateway, Ill: at.Ill, Zone: at.Zone, Flags: at.Flags}
+			ok = true
 		}
-		t.mu.RUnlock()
-		return out, ok
+	} else if first, found := tr.lookup(dst, nil); found {
+		e, ok = best(first, nil).IRE, true
+	}
+	t.mu.RUnlock()
+	return e, ok
+}
+
+// lookupFiltered is Lookup with a filter, or of an invalid address: it
+// stores the match in out. The filter is caller code, so the lock is
+// released by a defer.
+func (t *Table) lookupFiltered(dst netip.Addr, filter func(*IRE) bool, out *IRE) bool {
+	if !dst.IsValid() {
+		return false
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -385,9 +397,10 @@ func (t *Table) Lookup(dst netip.Addr, filter func(*IRE) bool) (IRE, bool) {
 		return found != nil
 	})
 	if found == nil {
-		return IRE{}, false
+		return false
 	}
-	return found.IRE, true
+	*out = found.IRE
+	return true
 }
 
 func rank(t Type) int {
