@@ -83,6 +83,10 @@ func (e *hookEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Err
 			}
 		}
 	}
+	if pkts.Len() == 1 && isSynAck(pkts.AsSlice()[0]) {
+		e.writeDetached(pkts.AsSlice()[0]) // see synack.go
+		return 1, nil
+	}
 	return e.Endpoint.WritePackets(pkts)
 }
 
