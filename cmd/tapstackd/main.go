@@ -22,6 +22,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -93,6 +94,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, o.verbose)
+	log.Debug("data path scheduling", "sched", applySched(o.sched), "gomaxprocs", runtime.GOMAXPROCS(0))
 	var nsCfg daemon.NamespaceConfig
 	if o.netns != "" {
 		var err error

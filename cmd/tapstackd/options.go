@@ -24,6 +24,7 @@ type options struct {
 	ctl      string
 	services string
 	verbose  bool
+	sched    string // --sched: auto, loop or pinned
 
 	// The namespace gateway.
 	netns      string
@@ -73,6 +74,11 @@ func newFlagSet(name string, o *options, forRun bool) *flag.FlagSet {
 	fs.StringVar(&o.ctl, "ctl", "", "control socket (default $TAPSTACK_CTL or "+ctl.DefaultSocket+runCtlNote(forRun)+")")
 	fs.StringVar(&o.services, "services", "", "in-stack services to run: echo,discard")
 	fs.BoolVar(&o.verbose, "v", false, "log debug messages")
+	o.sched = schedAuto
+	fs.Func("sched", "data path scheduling: loop (one scheduler thread, TAP readers in Go's poller: best on 1-2 CPUs), pinned (a reader thread per TAP queue pinned to a CPU), auto (loop with at most 2 CPUs) (default auto)", func(s string) (err error) {
+		o.sched, err = parseSched(s)
+		return err
+	})
 	if !forRun {
 		fs.StringVar(&o.netns, "netns", "", "connect this network namespace: a name under /run/netns, an absolute path, or a PID")
 		fs.BoolVar(&o.configure, "configure", false, "configure the namespace side: address, default route, MTU, lo up")

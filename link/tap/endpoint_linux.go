@@ -3,10 +3,12 @@ package tap
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -15,6 +17,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/tapstack/tapstack/link/internal/host"
 	"github.com/tapstack/tapstack/link/vnet"
 )
 
@@ -24,10 +27,11 @@ import (
 // boundaries (a SOCK_SEQPACKET socket in the unit tests), so nothing here
 // needs a TAP.
 //
-// Receive: one goroutine per queue (ring.run), locked to its thread and
-// pinned to a CPU, reads a frame per readv into pooled views (rxBuffer),
-// strips and checks the virtio-net header, and delivers the frame inline:
-// no channel, no other goroutine. Transmit: WritePackets, on the caller's
+// Receive: one goroutine per queue (ring.run) reads a frame per readv into
+// pooled views (rxBuffer), strips and checks the virtio-net header, and
+// delivers the frame inline: no channel, no other goroutine. A pinned
+// reader is locked to its thread and CPU and waits in ppoll; a polled one
+// parks in Go's poller (ReaderMode). Transmit: WritePackets, on the caller's
 // goroutine, writes each frame with one writev over the packet's views
 // behind a virtio-net header built from its GSO options; the queue is
 // chosen by the packet's flow hash, so a flow stays on one queue.
@@ -37,7 +41,8 @@ import (
 // descriptors, which could then be reused by another file and receive the
 // stack's frames; it puts /dev/null in their place (dup3: the numbers
 // never become free), which drops the last reference to the TAP and
-// deletes a non-persistent device. The placeholders are closed when the
+// deletes a non-persistent device (polled readers' duplicate descriptors
+// are closed first). The placeholders are closed when the
 // stack detaches (Attach(nil)).
 //
 // Locking: mu serialises Attach and release and guards the fields marked;
@@ -88,6 +93,8 @@ type endpointOptions struct {
 	mac  []byte   // 6 bytes
 	off  Offloads // as negotiated; OffloadVnetHdr if the frames carry the header
 	cpus []int    // CPUs to pin ring i to (cpus[i%len]); nil: no pinning
+	// readers is ReadersPinned or ReadersPolled (cpus unused then).
+	readers ReaderMode
 }
 
 // newEndpoint makes the endpoint over opts.fds, which it sets
@@ -116,26 +123,46 @@ func newEndpoint(opts endpointOptions) (*endpoint, error) {
 	e.addr.Store(&mac)
 	for i, fd := range opts.fds {
 		if err := unix.SetNonblock(fd, true); err != nil {
-			e.closeEventFDs()
+			e.closeWakers()
 			return nil, fmt.Errorf("tap queue %d: set non-blocking: %w", i, err)
+		}
+		r := &ring{e: e, idx: i, fd: fd, efd: -1, cpu: -1, vnetHdr: opts.off&OffloadVnetHdr != 0}
+		e.rings = append(e.rings, r) // before anything can fail: closeWakers sees it
+		if opts.readers == ReadersPolled {
+			w, err := host.NewReadyWaiter(fd)
+			if err != nil {
+				e.closeWakers()
+				return nil, fmt.Errorf("tap queue %d: %w", i, err)
+			}
+			r.waiter, r.drainFn = w, r.drain
+			continue
 		}
 		efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 		if err != nil {
-			e.closeEventFDs()
+			e.closeWakers()
 			return nil, fmt.Errorf("tap queue %d: eventfd: %w", i, err)
 		}
-		r := &ring{e: e, idx: i, fd: fd, efd: efd, cpu: -1, vnetHdr: opts.off&OffloadVnetHdr != 0}
+		r.efd = efd
 		if len(opts.cpus) > 0 {
 			r.cpu = opts.cpus[i%len(opts.cpus)]
 		}
-		e.rings = append(e.rings, r)
 	}
 	return e, nil
 }
 
-func (e *endpoint) closeEventFDs() {
+// closeWakers closes what the readers wait and are stopped with: pinned
+// readers' eventfds, polled readers' waiters (duplicate descriptors: the
+// TAP device lives until they are closed too). Once.
+func (e *endpoint) closeWakers() {
 	for _, r := range e.rings {
-		unix.Close(r.efd)
+		if r.efd >= 0 {
+			unix.Close(r.efd)
+			r.efd = -1
+		}
+		if r.waiter != nil {
+			r.waiter.Close()
+			r.waiter = nil
+		}
 	}
 }
 
@@ -232,8 +259,7 @@ func (e *endpoint) Attach(d stack.NetworkDispatcher) {
 	e.running = true
 	for _, r := range e.rings {
 		r.stop.Store(false)
-		var b [8]byte
-		unix.Read(r.efd, b[:]) // a stop left over from last time
+		r.clearStop() // a stop left over from last time
 		e.wg.Add(1)
 		go r.run()
 	}
@@ -251,11 +277,9 @@ func (e *endpoint) stopLocked() {
 		return
 	}
 	e.running = false
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
 	for _, r := range e.rings {
 		r.stop.Store(true)
-		unix.Write(r.efd, one[:])
+		r.wake()
 	}
 	e.wg.Wait()
 }
@@ -301,6 +325,7 @@ func (e *endpoint) release() error {
 	}
 	e.released = true
 	e.stopLocked()
+	e.closeWakers() // the rings never start again
 	if e.dispatcher == nil {
 		return e.closeFDsLocked()
 	}
@@ -332,7 +357,6 @@ func (e *endpoint) closeFDsLocked() error {
 		if err := unix.Close(r.fd); err != nil && first == nil {
 			first = err
 		}
-		unix.Close(r.efd)
 		r.buf.release()
 	}
 	return first
@@ -490,10 +514,17 @@ func (r *ring) writev(iov []unix.Iovec) tcpip.Error {
 // because Stats reads them and writers on any goroutine add to the
 // transmit ones.
 type ring struct {
-	e       *endpoint
-	idx     int
-	fd      int  // the queue's descriptor; never changes (see endpoint)
-	efd     int  // eventfd that wakes the reader to stop
+	e   *endpoint
+	idx int
+	fd  int // the queue's descriptor; never changes (see endpoint)
+	efd int // pinned reader: eventfd that wakes it to stop; -1 otherwise
+	// waiter parks a polled reader until the queue is readable, and wakes
+	// it to stop; nil for a pinned reader and once released.
+	waiter *host.ReadyWaiter
+	// drainFn is r.drain as a func value, made once: Wait takes it per
+	// park without allocating. failed is set by drain (the reader's).
+	drainFn func() bool
+	failed  bool
 	cpu     int  // CPU the reader is pinned to; -1 for none
 	vnetHdr bool // frames carry the virtio-net header
 
@@ -524,6 +555,10 @@ type ring struct {
 // locked to its thread, so the pinned thread exits with it.
 func (r *ring) run() {
 	defer r.e.wg.Done()
+	if r.waiter != nil {
+		r.runPolled()
+		return
+	}
 	runtime.LockOSThread()
 	if r.cpu >= 0 {
 		var set unix.CPUSet
@@ -547,6 +582,27 @@ func (r *ring) receive() bool {
 // receiveInto is receive with the dispatcher given; a nil dispatcher
 // (detached) drops the frame and reuses its buffers.
 func (r *ring) receiveInto(d stack.NetworkDispatcher) bool {
+	switch r.readOne(d) {
+	case readEmpty:
+		return r.wait()
+	case readFailed:
+		return false
+	}
+	return true
+}
+
+// readResult is what one read of the queue did.
+type readResult int
+
+const (
+	readDone   readResult = iota // a frame was read (and delivered), or EINTR
+	readEmpty                    // EAGAIN: nothing queued
+	readFailed                   // the descriptor failed; counted, the reader stops
+)
+
+// readOne reads one frame, if there is one, and delivers it to d; a nil
+// dispatcher (detached) drops it and reuses its buffers.
+func (r *ring) readOne(d stack.NetworkDispatcher) readResult {
 	iov := r.iovecs()
 	n, _, errno := unix.RawSyscall(unix.SYS_READV, uintptr(r.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	switch errno {
@@ -554,19 +610,19 @@ func (r *ring) receiveInto(d stack.NetworkDispatcher) bool {
 		if d != nil {
 			r.deliver(d, int(n))
 		}
-		return true
+		return readDone
 	case unix.EAGAIN:
-		return r.wait()
+		return readEmpty
 	case unix.EINTR:
-		return true
+		return readDone
 	}
 	r.rxErrors.Add(1)
 	r.rxErrno.Store(uint64(errno))
-	return false
+	return readFailed
 }
 
 // wait blocks until the descriptor is readable (or failed: the next read
-// says how) or the eventfd says stop. It returns false to stop.
+// says how) or the reader is told to stop. It returns false to stop.
 func (r *ring) wait() bool {
 	fds := [2]unix.PollFd{
 		{Fd: int32(r.fd), Events: unix.POLLIN},
@@ -722,4 +778,65 @@ func (b *rxBuffer) release() {
 			b.views[i] = nil
 		}
 	}
+}
+
+// runPolled is run for a polled reader: an ordinary goroutine that reads
+// inside the poller's callback (drain) and parks in the poller when the
+// queue is empty, which frees its thread for the goroutines its frames
+// woke (see ReadersPolled).
+func (r *ring) runPolled() {
+	for !r.stop.Load() && !r.failed {
+		switch err := r.waiter.Wait(r.drainFn); {
+		case err == nil:
+		case errors.Is(err, host.ErrStopped):
+			return
+		default:
+			r.rxErrors.Add(1)
+			var errno syscall.Errno
+			if errors.As(err, &errno) {
+				r.rxErrno.Store(uint64(errno))
+			}
+			return
+		}
+	}
+}
+
+// drain reads and delivers frames until the queue is empty (false: park)
+// or the reader must stop (true).
+func (r *ring) drain() bool {
+	for !r.stop.Load() {
+		var d stack.NetworkDispatcher
+		if box := r.e.disp.Load(); box != nil {
+			d = box.d
+		}
+		switch r.readOne(d) {
+		case readEmpty:
+			return false
+		case readFailed:
+			r.failed = true
+			return true
+		}
+	}
+	return true
+}
+
+// wake tells a waiting reader to look at r.stop.
+func (r *ring) wake() {
+	if r.waiter != nil {
+		r.waiter.Stop()
+		return
+	}
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(r.efd, one[:])
+}
+
+// clearStop undoes a wake before the reader starts again.
+func (r *ring) clearStop() {
+	if r.waiter != nil {
+		r.waiter.Rearm()
+		return
+	}
+	var b [8]byte
+	unix.Read(r.efd, b[:])
 }

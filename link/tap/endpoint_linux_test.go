@@ -53,6 +53,10 @@ var (
 	theirV6  = tcpip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 1})
 )
 
+// testReaders is the reader mode testEndpoint gives its endpoints;
+// TestPolledReaders switches it to run tests again with polled readers.
+var testReaders = ReadersPinned
+
 const allOffloads = OffloadVnetHdr | OffloadCsum | OffloadTSO4 | OffloadTSO6 | OffloadUSO4 | OffloadUSO6
 
 // testEndpoint is an endpoint over socket pairs: peers[i] is the far end
@@ -70,7 +74,7 @@ func testEndpoint(t testing.TB, queues int, off Offloads) (*endpoint, []int) {
 		peers = append(peers, fds[1])
 		t.Cleanup(func() { unix.Close(fds[1]) })
 	}
-	e, err := newEndpoint(endpointOptions{fds: ours, mtu: 1500, mac: []byte(ourMAC), off: off})
+	e, err := newEndpoint(endpointOptions{fds: ours, mtu: 1500, mac: []byte(ourMAC), off: off, readers: testReaders})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -714,5 +718,25 @@ func TestRXCapacity(t *testing.T) {
 	}
 	if sum != rxCapacity || rxCapacity <= vnet.MaxFrame || rxSizes[0] < 1514 {
 		t.Errorf("rxSizes add up to %d, rxCapacity %d, max frame %d", sum, rxCapacity, vnet.MaxFrame)
+	}
+}
+
+// TestPolledReaders runs the receive, attach and release tests again with
+// polled readers (ReadersPolled).
+func TestPolledReaders(t *testing.T) {
+	testReaders = ReadersPolled
+	defer func() { testReaders = ReadersPinned }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"Receive", TestReceive},
+		{"ReceiveViews", TestReceiveViews},
+		{"ReceiveUSO", TestReceiveUSO},
+		{"Attach", TestAttach},
+		{"ReleaseAttached", TestReleaseAttached},
+		{"DescriptorFailure", TestDescriptorFailure},
+	} {
+		t.Run(tc.name, tc.f)
 	}
 }

@@ -43,13 +43,15 @@ type Config struct {
 	// own). nil means a random locally administered unicast address.
 	MAC net.HardwareAddr
 	// Queues is the number of TAP queues (IFF_MULTI_QUEUE when more than
-	// one), each with its own reader pinned to a CPU. 0 means
+	// one), each with its own reader. 0 means
 	// min(runtime.NumCPU(), 4); at most MaxQueues.
 	Queues int
 	// NoOffload opens the TAP without the virtio-net header: no checksum
 	// or segmentation offload, one MTU-sized frame per packet. For
 	// comparison; offloads are on by default.
 	NoOffload bool
+	// Readers is how the queue readers wait and run (see ReaderMode).
+	Readers ReaderMode
 }
 
 // MaxQueues is the most queues a TAP can have (the kernel's

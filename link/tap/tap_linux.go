@@ -126,7 +126,7 @@ func Create(cfg Config) (_ *link.Link, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("set up %s in %s: %w", cfg.Name, d.where, err)
 	}
-	if d.ep, err = newEndpoint(endpointOptions{fds: fds, mtu: mtu, mac: mac, off: off, cpus: ringCPUs()}); err != nil {
+	if d.ep, err = newEndpoint(endpointOptions{fds: fds, mtu: mtu, mac: mac, off: off, readers: cfg.Readers.resolve(), cpus: ringCPUs()}); err != nil {
 		return nil, fmt.Errorf("endpoint for %s: %w", cfg.Name, err)
 	}
 
@@ -210,7 +210,7 @@ func FromFD(fd int, cfg Config) (_ *link.Link, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("set up %s (descriptor %d): %w", cfg.Name, fd, err)
 	}
-	if d.ep, err = newEndpoint(endpointOptions{fds: []int{fd}, mtu: mtu, mac: mac, off: off, cpus: ringCPUs()}); err != nil {
+	if d.ep, err = newEndpoint(endpointOptions{fds: []int{fd}, mtu: mtu, mac: mac, off: off, readers: cfg.Readers.resolve(), cpus: ringCPUs()}); err != nil {
 		return nil, fmt.Errorf("endpoint for %s: %w", cfg.Name, err)
 	}
 	d.sdu.Store(mtu)

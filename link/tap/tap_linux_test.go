@@ -219,11 +219,17 @@ func (n *notes) last() link.NoteKind {
 // peer: creation, a frame each way, carrier from the namespace side, MTU,
 // deletion.
 func TestTAPInNetns(t *testing.T) {
+	for _, readers := range []tap.ReaderMode{tap.ReadersPinned, tap.ReadersPolled} {
+		t.Run(readers.String(), func(t *testing.T) { testTAPInNetns(t, readers) })
+	}
+}
+
+func testTAPInNetns(t *testing.T, readers tap.ReaderMode) {
 	requireRoot(t)
 	ns := newNetns(t)
 	name := "tap" + suffix()[:6]
 	mac := net.HardwareAddr{0x02, 0x54, 0x53, 0, 0, 0x02}
-	l := create(t, tap.Config{Name: name, Netns: ns, MTU: 1400, MAC: mac})
+	l := create(t, tap.Config{Name: name, Netns: ns, MTU: 1400, MAC: mac, Readers: readers})
 	ep := l.Endpoint()
 
 	// The device exists in the namespace, not here, with our MTU; the
@@ -517,12 +523,16 @@ func openFDs(t *testing.T) (fds, eventfds int) {
 func TestCloseReleasesEverything(t *testing.T) {
 	requireRoot(t)
 	ns := newNetns(t)
-	for _, attached := range []bool{false, true} {
-		t.Run(fmt.Sprintf("attached=%v", attached), func(t *testing.T) {
+	for _, tc := range []struct {
+		attached bool
+		readers  tap.ReaderMode
+	}{{false, tap.ReadersPinned}, {true, tap.ReadersPinned}, {false, tap.ReadersPolled}, {true, tap.ReadersPolled}} {
+		attached := tc.attached
+		t.Run(fmt.Sprintf("attached=%v/%v", attached, tc.readers), func(t *testing.T) {
 			fds, efds := openFDs(t)
 			goroutines := runtime.NumGoroutine()
 			name := "tap" + suffix()[:6]
-			l, err := tap.Create(tap.Config{Name: name, Netns: ns})
+			l, err := tap.Create(tap.Config{Name: name, Netns: ns, Readers: tc.readers})
 			if err != nil {
 				t.Fatal(err)
 			}
