@@ -229,11 +229,17 @@ func (v *iovecs) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// rawSyscalls: the relay's system calls on host sockets are non-blocking
+// and short, and go through RawSyscall, which keeps the P. A Syscall that
+// runs past sysmon's 20 µs tick (a loopback write runs the receiver's TCP
+// inline) lets sysmon hand the P to another thread; under --sched loop
+// (GOMAXPROCS=1) those hand-offs cost more than the calls.
+
 // writeTo writes the collected slices to fd, non-blocking, resuming
 // where an earlier call stopped; unix.EAGAIN when the socket is full.
 func (v *iovecs) writeTo(fd int) error {
 	for v.next < v.n {
-		n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&v.iov[v.next])), uintptr(v.n-v.next))
+		n, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&v.iov[v.next])), uintptr(v.n-v.next)) // see rawSyscalls
 		switch errno {
 		case 0:
 		case unix.EINTR:
@@ -285,25 +291,25 @@ type hostReader struct {
 // holds none, with eof or err set when none will come.
 func (r *hostReader) queued(fd int) (n int, ok bool) {
 	for {
-		n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
-		if err != nil {
-			r.err = err
+		var n int32
+		if _, _, errno := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCINQ, uintptr(unsafe.Pointer(&n))); errno != 0 {
+			r.err = errno
 			return 0, false
 		}
 		if n > 0 {
-			return n, true
+			return int(n), true
 		}
 		// Nothing queued: the end of stream, or nothing yet. A peek
 		// tells them apart (and catches data that arrived meanwhile).
 		var b [1]byte
-		m, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		m, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 		switch {
-		case err == unix.EAGAIN:
+		case errno == unix.EAGAIN:
 			return 0, false
-		case err == unix.EINTR || m > 0:
+		case errno == unix.EINTR || m > 0:
 			continue
-		case err != nil:
-			r.err = err
+		case errno != 0:
+			r.err = errno
 			return 0, false
 		}
 		r.eof = true
@@ -331,13 +337,17 @@ func (r *hostReader) Read(p []byte) (int, error) {
 	}
 	p = p[:min(len(p), r.left)]
 	for {
-		n, err := unix.Read(r.fd, p)
+		m, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(r.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n := int(m)
+		var err error
 		switch {
-		case err == unix.EINTR:
+		case errno == unix.EINTR:
 			continue
-		case err == nil && n == 0:
+		case errno != 0:
+			err = errno
+		case n == 0:
 			err = io.ErrUnexpectedEOF // it had said the data was there
-		case err == nil:
+		default:
 			r.left -= n
 			return n, nil
 		}

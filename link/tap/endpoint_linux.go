@@ -495,9 +495,13 @@ func (r *ring) writeMany(pkt *stack.PacketBuffer, hdr [vnet.Size]byte) tcpip.Err
 	return nil
 }
 
+// writev writes one frame. The descriptor is non-blocking, so the call is
+// short, and RawSyscall keeps the P: the kernel runs the namespace's side
+// of the frame inside it, and a Syscall that outlasts sysmon's 20 µs tick
+// hands the P to another thread (costly under --sched loop).
 func (r *ring) writev(iov []unix.Iovec) tcpip.Error {
 	for {
-		_, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(r.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(r.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		switch errno {
 		case 0:
 			return nil
