@@ -306,11 +306,13 @@ func (r *hostReader) queued(fd int) (n int, ok bool) {
 		switch {
 		case errno == unix.EAGAIN:
 			return 0, false
-		case errno == unix.EINTR || m > 0:
+		case errno == unix.EINTR:
 			continue
-		case errno != 0:
+		case errno != 0: // before m, which is -1 then
 			r.err = errno
 			return 0, false
+		case m > 0:
+			continue
 		}
 		r.eof = true
 		return 0, false
