@@ -75,7 +75,7 @@ func newFlagSet(name string, o *options, forRun bool) *flag.FlagSet {
 	fs.StringVar(&o.services, "services", "", "in-stack services to run: echo,discard")
 	fs.BoolVar(&o.verbose, "v", false, "log debug messages")
 	o.sched = schedAuto
-	fs.Func("sched", "data path scheduling: loop (one scheduler thread, TAP readers in Go's poller: best on 1-2 CPUs), pinned (a reader thread per TAP queue pinned to a CPU), auto (loop with at most 2 CPUs) (default auto)", func(s string) (err error) {
+	fs.Func("sched", "data path scheduling: loop (one scheduler thread, TAP readers in Go's poller: best on 1-2 CPUs), pinned (a reader thread per TAP queue pinned to a CPU), auto (loop for a namespace gateway with at most 2 CPUs, else pinned) (default auto)", func(s string) (err error) {
 		o.sched, err = parseSched(s)
 		return err
 	})

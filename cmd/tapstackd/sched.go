@@ -10,7 +10,7 @@ import (
 
 // Scheduling modes of the data path (--sched).
 const (
-	schedAuto   = "auto"   // loop on machines with at most loopMaxCPUs CPUs, else pinned
+	schedAuto   = "auto"   // loop for a namespace gateway on at most loopMaxCPUs CPUs, else pinned
 	schedLoop   = "loop"   // GOMAXPROCS=1, TAP readers parked in Go's poller
 	schedPinned = "pinned" // a reader thread per TAP queue pinned to a CPU, GOMAXPROCS = CPUs
 )
@@ -20,7 +20,10 @@ const (
 // halved CPU per GB and raised connections/s by a third, because a frame,
 // gVisor's processing of it and the relay it wakes run on one thread with
 // no cross-thread wakeup; pinned readers spread four streams over the CPUs
-// better. Larger machines keep pinned readers until measured.
+// better. Larger machines keep pinned readers until measured, and so does
+// the daemon without --netns: its AF_PACKET links have pinned readers only,
+// which block in poll(2) holding the loop's one P (measured: AF_PACKET
+// throughput halved under the loop).
 const loopMaxCPUs = 2
 
 func parseSched(s string) (string, error) {
@@ -31,14 +34,14 @@ func parseSched(s string) (string, error) {
 	return "", fmt.Errorf("%q: want %s, %s or %s", s, schedAuto, schedLoop, schedPinned)
 }
 
-// applySched puts the process in mode (auto resolved) before any stack or
-// TAP exists: gVisor sizes its TCP processors by GOMAXPROCS when the stack
-// is made. A GOMAXPROCS in the environment is left alone. It returns the
-// mode applied.
-func applySched(mode string) string {
+// applySched puts the process in mode (auto resolved; gateway: the
+// process serves a namespace over one TAP) before any stack or TAP exists:
+// gVisor sizes its TCP processors by GOMAXPROCS when the stack is made. A
+// GOMAXPROCS in the environment is left alone. It returns the mode applied.
+func applySched(mode string, gateway bool) string {
 	if mode == schedAuto || mode == "" {
 		mode = schedPinned
-		if runtime.NumCPU() <= loopMaxCPUs {
+		if gateway && runtime.NumCPU() <= loopMaxCPUs {
 			mode = schedLoop
 		}
 	}

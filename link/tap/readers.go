@@ -62,3 +62,6 @@ func (m ReaderMode) resolve() ReaderMode {
 	}
 	return ReadersPinned
 }
+
+// DefaultReaders returns the process default (never ReadersDefault).
+func DefaultReaders() ReaderMode { return ReadersDefault.resolve() }

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/tapstack/tapstack/link/tap"
+)
+
+func TestParseSched(t *testing.T) {
+	for _, s := range []string{"auto", "loop", "pinned"} {
+		if got, err := parseSched(s); err != nil || got != s {
+			t.Errorf("parseSched(%q) = %q, %v", s, got, err)
+		}
+	}
+	for _, s := range []string{"", "Loop", "poll", "pinned,loop"} {
+		if _, err := parseSched(s); err == nil {
+			t.Errorf("parseSched(%q) accepted", s)
+		}
+	}
+}
+
+func TestApplySched(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Fatal("run without GOMAXPROCS in the environment: applySched leaves it alone then")
+	}
+	procs := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs); applySched(schedPinned, false) })
+	small := runtime.NumCPU() <= loopMaxCPUs
+	for _, tc := range []struct {
+		mode    string
+		gateway bool
+		want    string
+	}{
+		{schedPinned, true, schedPinned},
+		{schedLoop, false, schedLoop},
+		{schedAuto, false, schedPinned},
+		{schedAuto, true, map[bool]string{true: schedLoop, false: schedPinned}[small]},
+	} {
+		runtime.GOMAXPROCS(procs)
+		if got := applySched(tc.mode, tc.gateway); got != tc.want {
+			t.Errorf("applySched(%q, gateway %v) = %q, want %q", tc.mode, tc.gateway, got, tc.want)
+		}
+		wantProcs := procs
+		if tc.want == schedLoop {
+			wantProcs = 1
+		}
+		wantReaders := map[bool]tap.ReaderMode{true: tap.ReadersPolled, false: tap.ReadersPinned}[tc.want == schedLoop]
+		if got := tap.DefaultReaders(); got != wantReaders {
+			t.Errorf("applySched(%q, gateway %v): TAP readers %v, want %v", tc.mode, tc.gateway, got, wantReaders)
+		}
+		if got := runtime.GOMAXPROCS(0); got != wantProcs {
+			t.Errorf("applySched(%q, gateway %v): GOMAXPROCS %d, want %d", tc.mode, tc.gateway, got, wantProcs)
+		}
+	}
+}
