@@ -15,7 +15,9 @@ import (
 // Dial implements HostDialer with net.Dialer; the device binding is made in
 // Control, before connect.
 func (hostDialer) Dial(ctx context.Context, network string, laddr netip.Addr, device string, raddr netip.AddrPort) (net.Conn, error) {
-	var d net.Dialer
+	// Keepalive with the kernel's timings (net.ipv4.tcp_keepalive_*): one
+	// setsockopt where Go's default sets four, on every connection.
+	d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
 	if laddr.IsValid() {
 		switch network {
 		case "tcp4", "tcp6":
