@@ -287,22 +287,14 @@ type hostReader struct {
 	err  error // the socket failed
 }
 
-// queued returns how many bytes the socket holds; ok is false when it
-// holds none, with eof or err set when none will come.
+// queued returns how many bytes the socket holds (up to spliceChunk); ok
+// is false when it holds none, with eof or err set when none will come.
+// One peek answers both: with MSG_TRUNC a TCP socket copies nothing and
+// returns the length it would have read, 0 at the end of stream.
 func (r *hostReader) queued(fd int) (n int, ok bool) {
 	for {
-		var n int32
-		if _, _, errno := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCINQ, uintptr(unsafe.Pointer(&n))); errno != 0 {
-			r.err = errno
-			return 0, false
-		}
-		if n > 0 {
-			return int(n), true
-		}
-		// Nothing queued: the end of stream, or nothing yet. A peek
-		// tells them apart (and catches data that arrived meanwhile).
-		var b [1]byte
-		m, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		m, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), 0, spliceChunk,
+			unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case errno == unix.EAGAIN:
 			return 0, false
@@ -311,11 +303,11 @@ func (r *hostReader) queued(fd int) (n int, ok bool) {
 		case errno != 0: // before m, which is -1 then
 			r.err = errno
 			return 0, false
-		case m > 0:
-			continue
+		case m == 0:
+			r.eof = true
+			return 0, false
 		}
-		r.eof = true
-		return 0, false
+		return int(m), true
 	}
 }
 
