@@ -12,12 +12,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Dial implements HostDialer with net.Dialer; the device binding is made in
-// Control, before connect.
+// Dial implements HostDialer: TCP with dialTCP, UDP with net.Dialer (the
+// device binding is made in Control, before connect).
 func (hostDialer) Dial(ctx context.Context, network string, laddr netip.Addr, device string, raddr netip.AddrPort) (net.Conn, error) {
-	// Keepalive with the kernel's timings (net.ipv4.tcp_keepalive_*): one
-	// setsockopt where Go's default sets four, on every connection.
-	d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+	if network == "tcp4" || network == "tcp6" {
+		c, err := dialTCP(ctx, laddr, device, raddr)
+		if err != nil {
+			return nil, err // not a nil *hostConn in a non-nil interface
+		}
+		return c, nil
+	}
+	var d net.Dialer
 	if laddr.IsValid() {
 		switch network {
 		case "tcp4", "tcp6":
