@@ -92,6 +92,10 @@ func TestProxyARP(t *testing.T) {
 		!bytes.Equal(f.TargetHW, peerMAC) || f.TargetAddr != want.TargetAddr || !bytes.Equal(f.dst, peerMAC) {
 		t.Errorf("proxy reply %+v, want %+v to %v", f, want, peerMAC)
 	}
+	// The counter follows the send, which the peer may see first.
+	for deadline := time.Now().Add(5 * time.Second); b.ifc.Stats().ProxyReplies == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if n := b.ifc.Stats().ProxyReplies; n != 1 {
 		t.Errorf("%d proxy replies, want 1 (only the published entry)", n)
 	}
