@@ -27,6 +27,9 @@ func dialTCP(ctx context.Context, laddr netip.Addr, device string, raddr netip.A
 	if raddr.Addr().Is6() {
 		family = unix.AF_INET6
 	}
+	if laddr.IsValid() && laddr.Is6() != raddr.Addr().Is6() {
+		return nil, fmt.Errorf("connect to %v from %v: %w", raddr, laddr, unix.EAFNOSUPPORT)
+	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
@@ -50,8 +53,9 @@ func dialTCP(ctx context.Context, laddr netip.Addr, device string, raddr netip.A
 		}
 	}
 	if laddr.IsValid() {
-		if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(laddr, 0), family)); err != nil {
-			return nil, os.NewSyscallError("bind", err)
+		la, lalen := rawSockaddr(netip.AddrPortFrom(laddr, 0), family)
+		if _, _, errno := unix.RawSyscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&la)), uintptr(lalen)); errno != 0 {
+			return nil, os.NewSyscallError("bind", errno)
 		}
 	}
 	sa, salen := rawSockaddr(raddr, family)
@@ -114,7 +118,7 @@ func waitConnected(ctx context.Context, f *os.File) error {
 	return nil
 }
 
-// rawSockaddr encodes ap for connect(2).
+// rawSockaddr encodes ap for bind(2) and connect(2).
 func rawSockaddr(ap netip.AddrPort, family int) (sa unix.RawSockaddrAny, n int) {
 	port := ap.Port()
 	if family == unix.AF_INET6 {
@@ -129,14 +133,6 @@ func rawSockaddr(ap netip.AddrPort, family int) (sa unix.RawSockaddrAny, n int) 
 	s.Port = port>>8 | port<<8
 	s.Addr = ap.Addr().Unmap().As4()
 	return sa, unix.SizeofSockaddrInet4
-}
-
-// sockaddr is ap as a unix.Sockaddr of family.
-func sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
-	if family == unix.AF_INET6 {
-		return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
-	}
-	return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
 }
 
 // hostConn is a connected host TCP socket: a net.Conn over an *os.File in

@@ -162,3 +162,12 @@ func TestHostConnLinger(t *testing.T) {
 		t.Fatalf("server read after the abort: %v, want ECONNRESET", err)
 	}
 }
+
+// TestDialTCPFamilyMismatch: a source address of the other family is
+// refused with an error, not a panic, and opens nothing.
+func TestDialTCPFamilyMismatch(t *testing.T) {
+	_, err := dialTCP(context.Background(), netip.MustParseAddr("::1"), "", netip.MustParseAddrPort("127.0.0.1:9"))
+	if !errors.Is(err, syscall.EAFNOSUPPORT) {
+		t.Fatalf("IPv6 source for an IPv4 destination: %v, want EAFNOSUPPORT", err)
+	}
+}

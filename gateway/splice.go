@@ -126,7 +126,7 @@ func (s *tcpSplice) toStack() error {
 				if !ok {
 					return r.err != nil || r.eof // else wait until readable
 				}
-				r.start(int(fd), min(queued, spliceChunk))
+				r.start(int(fd), queued) // at most spliceChunk: queued peeks no more
 				if _, terr = s.ep.Write(&r, tcpip.WriteOptions{}); terr != nil || r.err != nil {
 					return true
 				}

@@ -430,13 +430,7 @@ func (t *Table) All() []Entry {
 	}
 	t.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Entry) int {
-		if c := cmp.Compare(famIdx(a.Dest.Addr()), famIdx(b.Dest.Addr())); c != 0 {
-			return c
-		}
-		if c := a.Dest.Addr().Compare(b.Dest.Addr()); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.Dest.Bits(), b.Dest.Bits()); c != 0 {
+		if c := compareDest(a.Dest, b.Dest); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(a.Type, b.Type); c != 0 {
@@ -448,6 +442,18 @@ func (t *Table) All() []Entry {
 		return a.Gateway.Compare(b.Gateway)
 	})
 	return out
+}
+
+// compareDest orders destinations by family, address, then length: the
+// listing order of All and of the routes handed to gVisor.
+func compareDest(a, b netip.Prefix) int {
+	if c := cmp.Compare(famIdx(a.Addr()), famIdx(b.Addr())); c != 0 {
+		return c
+	}
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
 }
 
 // NetstatFlags returns the netstat-style flag letters of e: U up, G

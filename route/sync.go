@@ -111,13 +111,7 @@ func (t *Table) syncLocked() {
 // compareRoutes orders gVisor routes by family, destination, then the
 // rest: a canonical order, so that equal sets compare equal.
 func compareRoutes(a, b stack.Route) int {
-	if c := cmp.Compare(famIdx(a.Dest.Addr()), famIdx(b.Dest.Addr())); c != 0 {
-		return c
-	}
-	if c := a.Dest.Addr().Compare(b.Dest.Addr()); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Dest.Bits(), b.Dest.Bits()); c != 0 {
+	if c := compareDest(a.Dest, b.Dest); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(a.NIC, b.NIC); c != 0 {

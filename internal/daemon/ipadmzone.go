@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/tapstack/tapstack/ctl"
@@ -36,13 +37,9 @@ func (d *Daemon) zoneAddrs(caller ifmgr.Caller, rows []ctl.AddrInfo) []ctl.AddrI
 		return rows
 	}
 	lifs, _ := d.zoneLifs(caller)
-	var out []ctl.AddrInfo
-	for _, r := range rows {
-		if r.Lifname != "" && lifs[string(addrFamily(r.Addr))+" "+r.Lifname] {
-			out = append(out, r)
-		}
-	}
-	return out
+	return slices.DeleteFunc(rows, func(r ctl.AddrInfo) bool {
+		return r.Lifname == "" || !lifs[string(addrFamily(r.Addr))+" "+r.Lifname]
+	})
 }
 
 func (d *Daemon) zoneIfs(caller ifmgr.Caller, rows []ctl.IfInfo) []ctl.IfInfo {
@@ -50,13 +47,7 @@ func (d *Daemon) zoneIfs(caller ifmgr.Caller, rows []ctl.IfInfo) []ctl.IfInfo {
 		return rows
 	}
 	_, ifs := d.zoneLifs(caller)
-	var out []ctl.IfInfo
-	for _, r := range rows {
-		if ifs[r.Name] {
-			out = append(out, r)
-		}
-	}
-	return out
+	return slices.DeleteFunc(rows, func(r ctl.IfInfo) bool { return !ifs[r.Name] })
 }
 
 func (d *Daemon) zoneProps(caller ifmgr.Caller, rows []ctl.PropInfo) []ctl.PropInfo {
@@ -70,13 +61,9 @@ func (d *Daemon) zoneProps(caller ifmgr.Caller, rows []ctl.PropInfo) []ctl.PropI
 			objs[a.Obj] = true
 		}
 	}
-	var out []ctl.PropInfo
-	for _, r := range rows {
-		if r.Obj != "" && objs[r.Obj] || r.Obj == "" && ifs[r.Ifname] {
-			out = append(out, r)
-		}
-	}
-	return out
+	return slices.DeleteFunc(rows, func(r ctl.PropInfo) bool {
+		return !(r.Obj != "" && objs[r.Obj] || r.Obj == "" && ifs[r.Ifname])
+	})
 }
 
 // addrFamily is the family of an ipadm address column ("A/P" or "A->D").
