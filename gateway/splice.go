@@ -27,6 +27,8 @@ import (
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/tapstack/tapstack/link/busypoll"
 )
 
 // spliceChunk bounds how much one gVisor Write takes from the host
@@ -62,6 +64,16 @@ func newTCPSplice(ep tcpip.Endpoint, wq *waiter.Queue, host hostStream) (*tcpSpl
 	raw, err := host.SyscallConn()
 	if err != nil {
 		return nil, err
+	}
+	if bp := busypoll.Default(); bp != nil {
+		// The reply a busy-polling loop waits for comes on this socket.
+		var werr error
+		if err := raw.Control(func(fd uintptr) { werr = bp.Watch(int(fd)) }); err != nil {
+			return nil, err
+		}
+		if werr != nil {
+			return nil, werr
+		}
 	}
 	return &tcpSplice{ep: ep, wq: wq, host: host, raw: raw, aborted: make(chan struct{})}, nil
 }
@@ -130,6 +142,8 @@ func (s *tcpSplice) toStack() error {
 				if _, terr = s.ep.Write(&r, tcpip.WriteOptions{}); terr != nil || r.err != nil {
 					return true
 				}
+				// Sent on to the namespace: stay awake for its next request.
+				busypoll.Default().Kick()
 			}
 		})
 		switch {

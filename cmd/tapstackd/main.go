@@ -94,7 +94,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, o.verbose)
-	log.Debug("data path scheduling", "sched", applySched(o.sched, o.netns != ""), "gomaxprocs", runtime.GOMAXPROCS(0))
+	log.Debug("data path scheduling", "sched", applySched(o.sched, o.netns != "", o.busyPoll), "gomaxprocs", runtime.GOMAXPROCS(0))
 	var nsCfg daemon.NamespaceConfig
 	if o.netns != "" {
 		var err error

@@ -69,7 +69,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := o.check(visited(fs), true); err != nil {
 		return err
 	}
-	applySched(o.sched, true)
+	applySched(o.sched, true, o.busyPoll)
 	if os.Geteuid() != 0 {
 		return runInUserns(args, &o)
 	}

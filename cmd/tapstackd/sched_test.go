@@ -4,7 +4,9 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
+	"github.com/tapstack/tapstack/link/busypoll"
 	"github.com/tapstack/tapstack/link/tap"
 )
 
@@ -26,7 +28,7 @@ func TestApplySched(t *testing.T) {
 		t.Fatal("run without GOMAXPROCS in the environment: applySched leaves it alone then")
 	}
 	procs := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(procs); applySched(schedPinned, false) })
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs); applySched(schedPinned, false, 0) })
 	small := runtime.NumCPU() <= loopMaxCPUs
 	for _, tc := range []struct {
 		mode    string
@@ -39,7 +41,7 @@ func TestApplySched(t *testing.T) {
 		{schedAuto, true, map[bool]string{true: schedLoop, false: schedPinned}[small]},
 	} {
 		runtime.GOMAXPROCS(procs)
-		if got := applySched(tc.mode, tc.gateway); got != tc.want {
+		if got := applySched(tc.mode, tc.gateway, defaultBusyPoll); got != tc.want {
 			t.Errorf("applySched(%q, gateway %v) = %q, want %q", tc.mode, tc.gateway, got, tc.want)
 		}
 		wantProcs := procs
@@ -52,6 +54,27 @@ func TestApplySched(t *testing.T) {
 		}
 		if got := runtime.GOMAXPROCS(0); got != wantProcs {
 			t.Errorf("applySched(%q, gateway %v): GOMAXPROCS %d, want %d", tc.mode, tc.gateway, got, wantProcs)
+		}
+		// The loop busy-polls; pinned readers have nothing to spin for.
+		if bp := busypoll.Default(); (bp != nil) != (tc.want == schedLoop) || (bp != nil && bp.Budget() != defaultBusyPoll) {
+			t.Errorf("applySched(%q, gateway %v): busy-poller %v", tc.mode, tc.gateway, bp)
+		}
+	}
+	runtime.GOMAXPROCS(procs)
+	if applySched(schedLoop, true, 0); busypoll.Default() != nil {
+		t.Error("--busy-poll 0: the loop still has a busy-poller")
+	}
+}
+
+func TestParseBusyPoll(t *testing.T) {
+	for s, want := range map[string]time.Duration{"0": 0, "50us": 50 * time.Microsecond, "1ms": time.Millisecond, "200µs": 200 * time.Microsecond} {
+		if got, err := parseBusyPoll(s); err != nil || got != want {
+			t.Errorf("parseBusyPoll(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "50", "-1us", "2ms", "fast"} {
+		if _, err := parseBusyPoll(s); err == nil {
+			t.Errorf("parseBusyPoll(%q) accepted", s)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/tapstack/tapstack/link/busypoll"
 	"github.com/tapstack/tapstack/link/internal/host"
 	"github.com/tapstack/tapstack/link/vnet"
 )
@@ -135,6 +136,10 @@ func newEndpoint(opts endpointOptions) (*endpoint, error) {
 				return nil, fmt.Errorf("tap queue %d: %w", i, err)
 			}
 			r.waiter, r.drainFn = w, r.drain
+			if err := busypoll.Default().Watch(fd); err != nil {
+				e.closeWakers()
+				return nil, fmt.Errorf("tap queue %d: busy-poll: %w", i, err)
+			}
 			continue
 		}
 		efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
@@ -160,6 +165,7 @@ func (e *endpoint) closeWakers() {
 			r.efd = -1
 		}
 		if r.waiter != nil {
+			busypoll.Default().Unwatch(r.fd)
 			r.waiter.Close()
 			r.waiter = nil
 		}
@@ -808,13 +814,18 @@ func (r *ring) runPolled() {
 // drain reads and delivers frames until the queue is empty (false: park)
 // or the reader must stop (true).
 func (r *ring) drain() bool {
-	for !r.stop.Load() {
+	for got := false; !r.stop.Load(); got = true {
 		var d stack.NetworkDispatcher
 		if box := r.e.disp.Load(); box != nil {
 			d = box.d
 		}
 		switch r.readOne(d) {
 		case readEmpty:
+			if got {
+				// What the frames start (a relay's host write) runs
+				// first; then the loop stays awake for the answer.
+				busypoll.Default().Kick()
+			}
 			return false
 		case readFailed:
 			r.failed = true

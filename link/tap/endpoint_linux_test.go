@@ -23,6 +23,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/tapstack/tapstack/link/busypoll"
 	"github.com/tapstack/tapstack/link/vnet"
 )
 
@@ -739,4 +740,43 @@ func TestPolledReaders(t *testing.T) {
 	} {
 		t.Run(tc.name, tc.f)
 	}
+}
+
+// In the loop a polled reader's queue is in the busy-poller's set (a frame
+// waiting there ends a round), and a reader that delivered frames kicks a
+// round.
+func TestPolledReadersBusyPoll(t *testing.T) {
+	testReaders = ReadersPolled
+	defer func() { testReaders = ReadersPinned }()
+	p, err := busypoll.New(time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busypoll.SetDefault(p)
+	defer func() { busypoll.SetDefault(nil); p.Close() }()
+	waitStats := func(what string, rounds, hits uint64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for r, h := p.Stats(); r < rounds || h < hits; r, h = p.Stats() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: rounds %d hits %d, want %d and %d", what, r, h, rounds, hits)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	e, peers := testEndpoint(t, 1, allOffloads)
+	// Not attached: no reader takes the frame, so it is still queued when
+	// the round polls.
+	send(t, peers[0], vnet.Fields{}, frameOf(false, header.UDPProtocolNumber, 10, ourMAC))
+	p.Kick()
+	waitStats("a frame queued", 1, 1)
+
+	s := newSink()
+	e.Attach(s)
+	select {
+	case <-s.ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("queued frame not delivered")
+	}
+	waitStats("after a delivery", 2, 1)
 }
