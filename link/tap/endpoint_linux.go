@@ -811,9 +811,17 @@ func (r *ring) runPolled() {
 	}
 }
 
+// busyPollBurst: a drain that delivered this much or more was part of a
+// stream (one TSO frame is up to 64 KiB), and the stream's next frame
+// comes without spinning for it. Measured: spinning between the frames of
+// a namespace → host stream cost it ~8% at MTU 1500 (the spin takes the
+// CPU the sender and the receiver share), and gained nothing.
+const busyPollBurst = 16 << 10
+
 // drain reads and delivers frames until the queue is empty (false: park)
 // or the reader must stop (true).
 func (r *ring) drain() bool {
+	before := r.rxBytes.Load()
 	for got := false; !r.stop.Load(); got = true {
 		var d stack.NetworkDispatcher
 		if box := r.e.disp.Load(); box != nil {
@@ -821,9 +829,10 @@ func (r *ring) drain() bool {
 		}
 		switch r.readOne(d) {
 		case readEmpty:
-			if got {
-				// What the frames start (a relay's host write) runs
-				// first; then the loop stays awake for the answer.
+			if got && r.rxBytes.Load()-before < busyPollBurst {
+				// A request, not a stream: what it starts (a relay's
+				// host write) runs first, then the loop stays awake
+				// for the answer.
 				busypoll.Default().Kick()
 			}
 			return false

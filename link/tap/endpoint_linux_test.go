@@ -779,4 +779,19 @@ func TestPolledReadersBusyPoll(t *testing.T) {
 		t.Fatal("queued frame not delivered")
 	}
 	waitStats("after a delivery", 2, 1)
+
+	// A stream's frame (64 KiB of TSO) kicks no round: its next frame
+	// comes without one.
+	tso := frameOf(false, header.TCPProtocolNumber, 60000, ourMAC)
+	partial(tso, false, 16)
+	send(t, peers[0], vnet.Fields{Flags: 1, GSOType: vnet.GSOTCPv4, GSOSize: 1448, CsumStart: 34, CsumOffset: 16, HdrLen: 54}, tso)
+	select {
+	case <-s.ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("TSO frame not delivered")
+	}
+	time.Sleep(20 * time.Millisecond) // a round would have ended by now
+	if rounds, _ := p.Stats(); rounds != 2 {
+		t.Errorf("%d rounds after a 60000-byte frame, want still 2", rounds)
+	}
 }
