@@ -56,6 +56,9 @@ func (b *bench) configs() []config {
 		{"slirp4netns", "slirp", (*bench).upSlirp},
 		{"pasta", "pasta", (*bench).upPasta},
 		{"tapstack TAP 1 queue, loop", "tap1", func(b *bench, e *env, mtu int) error { return b.upTap(e, mtu, 1, "loop", false) }},
+		{"tapstack TAP 1 queue, loop, no busy-poll", "tap1nb", func(b *bench, e *env, mtu int) error {
+			return b.upTap(e, mtu, 1, "loop", false, "--busy-poll", "0")
+		}},
 		{"tapstack TAP 1 queue, pinned", "tap1p", func(b *bench, e *env, mtu int) error { return b.upTap(e, mtu, 1, "pinned", false) }},
 		{fmt.Sprintf("tapstack TAP %d queues, pinned", b.queues), "tapnp", func(b *bench, e *env, mtu int) error { return b.upTap(e, mtu, b.queues, "pinned", false) }},
 		{"TAP1 (stack iperf3 service)", "tap1s", func(b *bench, e *env, mtu int) error { return b.upTap(e, mtu, 1, "auto", true) }},
@@ -209,10 +212,11 @@ func (b *bench) upPasta(e *env, mtu int) error {
 	return fmt.Errorf("no default gateway in %s: %q", e.ns, o)
 }
 
-// upTap runs tapstackd --netns with --sched sched; with service the
-// measurements go to the stack's own iperf3 and echo services at the
-// gateway address instead of through the gateway to the host.
-func (b *bench) upTap(e *env, mtu, queues int, sched string, service bool) error {
+// upTap runs tapstackd --netns with --sched sched and the extra flags;
+// with service the measurements go to the stack's own iperf3 and echo
+// services at the gateway address instead of through the gateway to the
+// host.
+func (b *bench) upTap(e *env, mtu, queues int, sched string, service bool, extra ...string) error {
 	e.target, e.bind, e.rrPort = "10.0.2.2", "127.0.0.1", rrPort
 	args := []string{"--ctl", filepath.Join(b.tmp, e.ns+".sock"), "--netns", e.ns, "--configure",
 		"--mtu", fmt.Sprint(mtu), "--queues", fmt.Sprint(queues), "--sched", sched, "--allow-host-loopback", "--ipv6=false"}
@@ -220,6 +224,7 @@ func (b *bench) upTap(e *env, mtu, queues int, sched string, service bool) error
 		e.bind, e.rrPort = "", echoPort
 		args = append(args, "--services", "iperf3,echo")
 	}
+	args = append(args, extra...)
 	pid, err := b.start(e, b.daemon, args...)
 	if err != nil {
 		return err
