@@ -49,8 +49,9 @@ var errInterrupted = errors.New("interrupted")
 const (
 	colP50  = "RR p50 µs"
 	colP99  = "RR p99 µs"
-	colConn = "conn/s"
-	colCPU  = "CPU s/GB"
+	colConn  = "conn/s"
+	colRRCPU = "CPU µs/RR" // the daemon's, over the request/response run
+	colCPU   = "CPU s/GB"
 	colRSS  = "RSS MiB"
 )
 
@@ -96,7 +97,12 @@ func (b *bench) iperf(e *env, t throughput) (bps, bytes float64, err error) {
 func (b *bench) requestResponse(c config, e *env, r *result) {
 	addr := net.JoinHostPort(e.target, e.rrPort)
 	var v map[string]float64
-	err := b.rrRun(e, &v, "client", addr, "-n", "20000")
+	const roundTrips = 20000
+	c0 := cpuSeconds(e.daemon)
+	err := b.rrRun(e, &v, "client", addr, "-n", fmt.Sprint(roundTrips))
+	if err == nil && e.daemon != 0 {
+		r.Values[colRRCPU] = (cpuSeconds(e.daemon) - c0) / roundTrips * 1e6
+	}
 	if err != nil {
 		r.fail(colP50, err)
 		r.fail(colP99, err)

@@ -50,9 +50,9 @@ func (rep *report) markdown() string {
 	sb.WriteString("Throughput in Gbit/s, each cell: value (× slirp4netns, × veth); higher is better.\n\n")
 	rep.table(&sb, throughputKeys())
 	sb.WriteString("\nLatency (1-byte TCP ping-pong), connections per second (connect, 1 byte each way, close), " +
-		"daemon CPU seconds per GB moved in the iperf3 runs and peak RSS; " +
+		"daemon CPU µs per round trip of the ping-pong and seconds per GB moved in the iperf3 runs, and peak RSS; " +
 		"each cell: value (× slirp4netns, × veth); for all but conn/s lower is better.\n\n")
-	rep.table(&sb, []string{colP50, colP99, colConn, colCPU, colRSS})
+	rep.table(&sb, []string{colP50, colP99, colConn, colRRCPU, colCPU, colRSS})
 	var fails []string
 	for _, r := range rep.Results {
 		seen := map[string]bool{}
@@ -135,7 +135,7 @@ func num(v float64) string {
 
 // write writes bench.json, bench.md and, with gnuplot, bench.png.
 func (rep *report) write(dir, table string) error {
-	rep.Units = "throughput Gbit/s; " + colP50 + ", " + colP99 + "; " + colConn + "; " + colCPU + " (daemon user+system per GB received); " + colRSS + " (VmHWM)"
+	rep.Units = "throughput Gbit/s; " + colP50 + ", " + colP99 + "; " + colConn + "; " + colRRCPU + " (daemon user+system per round trip); " + colCPU + " (daemon user+system per GB received); " + colRSS + " (VmHWM)"
 	j, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err

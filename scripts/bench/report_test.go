@@ -40,7 +40,7 @@ func TestMarkdown(t *testing.T) {
 		"| configuration | ns→host 1500 P1 | ns→host 1500 P4 |",
 		"| veth | 10.0 (×10.0, ×1.00) | – |",
 		"| slirp4netns | 1.00 (×1.00, ×0.10) | – |",
-		"| slirp4netns | 100 (×1.00, ×5.00) | – | fail | – | – |",
+		"| slirp4netns | 100 (×1.00, ×5.00) | – | fail | – | – | – |",
 		"- slirp4netns, conn/s: rr: connection refused\n",
 	} {
 		if !strings.Contains(md, want) {
