@@ -47,12 +47,12 @@ var errInterrupted = errors.New("interrupted")
 
 // The other columns.
 const (
-	colP50  = "RR p50 µs"
-	colP99  = "RR p99 µs"
+	colP50   = "RR p50 µs"
+	colP99   = "RR p99 µs"
 	colConn  = "conn/s"
 	colRRCPU = "CPU µs/RR" // the daemon's, over the request/response run
 	colCPU   = "CPU s/GB"
-	colRSS  = "RSS MiB"
+	colRSS   = "RSS MiB"
 )
 
 // iperf runs iperf3 in e.ns against e.target and returns the receiver's
