@@ -66,14 +66,10 @@ func newTCPSplice(ep tcpip.Endpoint, wq *waiter.Queue, host hostStream) (*tcpSpl
 		return nil, err
 	}
 	if bp := busypoll.Default(); bp != nil {
-		// The reply a busy-polling loop waits for comes on this socket.
-		var werr error
-		if err := raw.Control(func(fd uintptr) { werr = bp.Watch(int(fd)) }); err != nil {
-			return nil, err
-		}
-		if werr != nil {
-			return nil, werr
-		}
+		// The reply a busy-polling loop waits for comes on this socket. A
+		// socket it cannot watch (no epoll watches left) is relayed all
+		// the same, only not polled for.
+		raw.Control(func(fd uintptr) { bp.Watch(int(fd)) })
 	}
 	return &tcpSplice{ep: ep, wq: wq, host: host, raw: raw, aborted: make(chan struct{})}, nil
 }

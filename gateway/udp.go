@@ -43,6 +43,8 @@ import (
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/tapstack/tapstack/link/busypoll"
 )
 
 // udpMaxFlows bounds the UDP flows of one gateway. A variable so that
@@ -350,6 +352,11 @@ func (f *udpFlow) fromHost(hc net.Conn) {
 		f.fromHostBuffered(hc)
 		return
 	}
+	if bp := busypoll.Default(); bp != nil {
+		// The answer a busy-polling loop waits for comes on this socket
+		// (one it cannot watch is relayed all the same).
+		rc.Control(func(fd uintptr) { bp.Watch(int(fd)) })
+	}
 	for {
 		var (
 			bp   *[]byte
@@ -372,6 +379,7 @@ func (f *udpFlow) fromHost(hc net.Conn) {
 		if err == nil && rerr == nil && n >= 0 {
 			f.touch()
 			f.toNamespace((*bp)[:n])
+			busypoll.Default().Kick() // stay awake for the namespace's next datagram
 		}
 		if bp != nil {
 			udpBufs.Put(bp)

@@ -136,10 +136,9 @@ func newEndpoint(opts endpointOptions) (*endpoint, error) {
 				return nil, fmt.Errorf("tap queue %d: %w", i, err)
 			}
 			r.waiter, r.drainFn = w, r.drain
-			if err := busypoll.Default().Watch(fd); err != nil {
-				e.closeWakers()
-				return nil, fmt.Errorf("tap queue %d: busy-poll: %w", i, err)
-			}
+			// A queue the busy-poller cannot watch works all the same,
+			// only with a wakeup per frame.
+			busypoll.Default().Watch(fd)
 			continue
 		}
 		efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
