@@ -812,9 +812,10 @@ func (r *ring) runPolled() {
 
 // busyPollBurst: a drain that delivered this much or more was part of a
 // stream (one TSO frame is up to 64 KiB), and the stream's next frame
-// comes without spinning for it. Measured: spinning between the frames of
-// a namespace → host stream cost it ~8% at MTU 1500 (the spin takes the
-// CPU the sender and the receiver share), and gained nothing.
+// comes without spinning for it. Spinning between a stream's frames gains
+// nothing and takes the CPU its sender and receiver share (medians of 5
+// interleaved runs, namespace → host at MTU 1500: 13.8 Gbit/s spinning
+// after every drain, 14.9 with this rule, 13.9 with no busy-poll).
 const busyPollBurst = 16 << 10
 
 // drain reads and delivers frames until the queue is empty (false: park)
