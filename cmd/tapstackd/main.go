@@ -32,6 +32,7 @@ import (
 	"github.com/tapstack/tapstack/internal/daemon"
 	"github.com/tapstack/tapstack/internal/slirp"
 	"github.com/tapstack/tapstack/link"
+	"github.com/tapstack/tapstack/link/busypoll"
 	"github.com/tapstack/tapstack/link/tap"
 )
 
@@ -94,7 +95,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, o.verbose)
-	log.Debug("data path scheduling", "sched", applySched(o.sched, o.netns != "", o.busyPoll), "gomaxprocs", runtime.GOMAXPROCS(0))
+	sched := applySched(o.sched, o.netns != "", o.busyPoll)
+	log.Debug("data path scheduling", "sched", sched, "gomaxprocs", runtime.GOMAXPROCS(0), "busy-poll", busypoll.Default().Budget())
 	var nsCfg daemon.NamespaceConfig
 	if o.netns != "" {
 		var err error

@@ -359,6 +359,14 @@ func TestGatewayBadInput(t *testing.T) {
 			t.Errorf("message: %q", out)
 		}
 	})
+	t.Run("busy-poll out of range", func(t *testing.T) {
+		e := *e
+		e.t = t
+		out := e.failDaemon("--netns", e.sandbox, "--configure", "--busy-poll", "5ms")
+		if !strings.Contains(out, "busy-poll") || !strings.Contains(out, "5ms") || !strings.Contains(out, "1ms") {
+			t.Errorf("message: %q (want the flag, the value and the limit)", out)
+		}
+	})
 	t.Run("gateway flag without --netns", func(t *testing.T) {
 		e := *e
 		e.t = t

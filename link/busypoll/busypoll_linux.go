@@ -64,8 +64,13 @@ func New(budget time.Duration) (*Poller, error) {
 	return p, nil
 }
 
-// Budget is how long a round spins at most.
-func (p *Poller) Budget() time.Duration { return p.budget }
+// Budget is how long a round spins at most (0 for a nil Poller: none).
+func (p *Poller) Budget() time.Duration {
+	if p == nil {
+		return 0
+	}
+	return p.budget
+}
 
 // Watch adds fd to the set a round ends on (readable, level-triggered).
 // A descriptor leaves the set by Unwatch or by itself when its last

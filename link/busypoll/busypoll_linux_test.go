@@ -148,6 +148,9 @@ func TestCloseAndNil(t *testing.T) {
 	}
 	p.Kick() // after Close: no panic, no round
 	var none *Poller
+	if none.Budget() != 0 {
+		t.Error("a nil poller has a budget")
+	}
 	none.Kick()
 	none.Unwatch(0)
 	if err := none.Watch(0); err != nil {
