@@ -73,7 +73,8 @@ demo: deps build
 	bash scripts/demo.sh
 
 # scripts/bench: tapstack against slirp4netns, pasta and veth (root;
-# BENCH_TIME=seconds per iperf3 run, default 5; results in bench-out/).
+# BENCH_TIME=seconds per iperf3 run, default 5; BENCH_REPEAT=N rounds over
+# all configurations, each figure their median; results in bench-out/).
 # gnuplot draws the chart; it is installed when missing.
 bench: deps build
 	@PATH="$(SEARCH_PATH)"; for c in slirp4netns pasta gnuplot; do \

@@ -48,6 +48,14 @@ func run() error {
 		}
 		secs = n
 	}
+	repeat := 1
+	if s := os.Getenv("BENCH_REPEAT"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return fmt.Errorf("BENCH_REPEAT=%q: want a count of rounds, at least 1", s)
+		}
+		repeat = n
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -80,14 +88,25 @@ func run() error {
 		return fmt.Errorf("go build rr: %v: %s", err, o)
 	}
 
-	rep := report{Machine: machine(), Seconds: secs}
+	rep := report{Machine: machine(), Seconds: secs, Rounds: repeat}
 	cfgs := b.configs()
-	b.total = len(cfgs) * (len(throughputCols) + 2) // + request/response and connections
-	for _, c := range cfgs {
-		if ctx.Err() != nil {
-			break
+	b.total = repeat * len(cfgs) * (len(throughputCols) + 2) // + request/response and connections
+	// Rounds go over every configuration in turn, so that a machine whose
+	// speed drifts over minutes (a shared host) treats them alike; each
+	// figure is then the median of its rounds.
+	rounds := make([][]result, len(cfgs))
+	for range repeat {
+		for i, c := range cfgs {
+			if ctx.Err() != nil {
+				break
+			}
+			rounds[i] = append(rounds[i], b.measure(c))
 		}
-		rep.Results = append(rep.Results, b.measure(c))
+	}
+	for _, rs := range rounds {
+		if len(rs) > 0 {
+			rep.Results = append(rep.Results, medianResult(rs))
+		}
 	}
 	if ctx.Err() != nil {
 		fmt.Println("interrupted; reporting what was measured")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -20,10 +21,34 @@ type result struct {
 
 func (r *result) fail(col string, err error) { r.Errors[col] = err.Error() }
 
+// medianResult merges the rounds of one configuration: each figure is the
+// median of the rounds that measured it (the mean of the middle two for
+// an even count); a figure no round measured keeps the last round's error.
+func medianResult(rounds []result) result {
+	m := result{Name: rounds[0].Name, Values: map[string]float64{}, Errors: map[string]string{}}
+	samples := map[string][]float64{}
+	for _, r := range rounds {
+		for k, v := range r.Values {
+			samples[k] = append(samples[k], v)
+		}
+		for k, e := range r.Errors {
+			m.Errors[k] = e
+		}
+	}
+	for k, vs := range samples {
+		slices.Sort(vs)
+		n := len(vs)
+		m.Values[k] = (vs[(n-1)/2] + vs[n/2]) / 2
+		delete(m.Errors, k)
+	}
+	return m
+}
+
 // report is a whole run, as written to bench.json.
 type report struct {
 	Machine machineInfo `json:"machine"`
 	Seconds int         `json:"seconds_per_iperf3_run"`
+	Rounds  int         `json:"rounds"` // each figure the median of this many
 	Units   string      `json:"units"`
 	Results []result    `json:"results"`
 }
@@ -47,6 +72,9 @@ func throughputKeys() []string {
 // the failures.
 func (rep *report) markdown() string {
 	var sb strings.Builder
+	if rep.Rounds > 1 {
+		fmt.Fprintf(&sb, "Each figure is the median of %d rounds over all configurations in turn.\n\n", rep.Rounds)
+	}
 	sb.WriteString("Throughput in Gbit/s, each cell: value (× slirp4netns, × veth); higher is better.\n\n")
 	rep.table(&sb, throughputKeys())
 	sb.WriteString("\nLatency (1-byte TCP ping-pong), connections per second (connect, 1 byte each way, close), " +

@@ -48,3 +48,28 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 }
+
+func TestMedianResult(t *testing.T) {
+	rounds := []result{
+		{Name: "x", Values: map[string]float64{"a": 3, "b": 10}, Errors: map[string]string{"c": "first"}},
+		{Name: "x", Values: map[string]float64{"a": 1}, Errors: map[string]string{"b": "failed once", "c": "second"}},
+		{Name: "x", Values: map[string]float64{"a": 2, "b": 20}, Errors: map[string]string{"c": "third"}},
+	}
+	m := medianResult(rounds)
+	if m.Name != "x" || m.Values["a"] != 2 {
+		t.Errorf("odd count: a = %v, want the middle value 2", m.Values["a"])
+	}
+	if m.Values["b"] != 15 {
+		t.Errorf("even count: b = %v, want the mean of the middle two, 15", m.Values["b"])
+	}
+	if _, ok := m.Errors["b"]; ok {
+		t.Error("b was measured in two rounds but keeps the third's error")
+	}
+	if _, ok := m.Values["c"]; ok || m.Errors["c"] != "third" {
+		t.Errorf("c, never measured: value %v, error %q; want no value and the last error", m.Values["c"], m.Errors["c"])
+	}
+	rep := report{Rounds: 3, Results: []result{m}}
+	if md := rep.markdown(); !strings.Contains(md, "median of 3 rounds") {
+		t.Errorf("markdown does not say the figures are medians:\n%s", md)
+	}
+}
