@@ -31,14 +31,19 @@ import (
 // Poller spins on a set of descriptors after each Kick.
 //
 // Locking: every method may be called from any goroutine. The set is the
-// kernel's (epoll_ctl may run during epoll_wait); the counters are atomic.
+// kernel's (epoll_ctl may run during epoll_wait); mu keeps Watch and
+// Unwatch off the epoll descriptor once Close has released it (its number
+// may by then name another file). The counters are atomic.
 type Poller struct {
-	epfd   int
-	budget time.Duration
-	kick   chan struct{} // one pending round at most
-	done   chan struct{} // closed by Close
-	closed sync.Once
-	exited chan struct{} // closed when the spinner has returned
+	epfd    int
+	budget  time.Duration
+	kick    chan struct{} // one pending round at most
+	done    chan struct{} // closed by Close
+	closing sync.Once
+	exited  chan struct{} // closed when the spinner has returned
+
+	mu     sync.RWMutex
+	closed bool // epfd released; guarded by mu
 
 	rounds atomic.Uint64 // spin rounds finished
 	hits   atomic.Uint64 // rounds ended by a readable descriptor
@@ -80,6 +85,11 @@ func (p *Poller) Watch(fd int) error {
 	if p == nil {
 		return nil
 	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ErrClosed
+	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil && err != unix.EEXIST {
 		return err
@@ -93,7 +103,11 @@ func (p *Poller) Unwatch(fd int) {
 	if p == nil {
 		return
 	}
-	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if !p.closed {
+		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
 }
 
 // Kick asks for a spin round once the goroutines that are ready now have
@@ -114,16 +128,24 @@ func (p *Poller) Stats() (rounds, hits uint64) {
 	return p.rounds.Load(), p.hits.Load()
 }
 
+// ErrClosed is Watch's error after Close.
+var ErrClosed = errors.New("busypoll: poller closed")
+
 // Close stops the spinner and releases the set; a round under way ends
-// first.
+// first. Later calls do nothing.
 func (p *Poller) Close() {
-	p.closed.Do(func() { close(p.done) })
-	<-p.exited
+	p.closing.Do(func() {
+		close(p.done)
+		<-p.exited
+		p.mu.Lock()
+		p.closed = true
+		unix.Close(p.epfd)
+		p.mu.Unlock()
+	})
 }
 
 func (p *Poller) spinner() {
 	defer close(p.exited)
-	defer unix.Close(p.epfd)
 	for {
 		select {
 		case <-p.kick:

@@ -147,6 +147,10 @@ func TestCloseAndNil(t *testing.T) {
 		}
 	}
 	p.Kick() // after Close: no panic, no round
+	if err := p.Watch(0); err != ErrClosed {
+		t.Errorf("Watch after Close: %v, want ErrClosed (the epoll number may be another file's by now)", err)
+	}
+	p.Unwatch(0)
 	var none *Poller
 	if none.Budget() != 0 {
 		t.Error("a nil poller has a budget")
