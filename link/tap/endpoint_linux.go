@@ -578,18 +578,13 @@ func (r *ring) run() {
 	}
 }
 
-// receive reads one frame and delivers it, waiting for one if there is
-// none. It returns false when the reader must stop.
-func (r *ring) receive() bool {
-	var d stack.NetworkDispatcher
-	if box := r.e.disp.Load(); box != nil {
-		d = box.d
-	}
-	return r.receiveInto(d)
-}
+// receive reads one frame and delivers it to the endpoint's dispatcher,
+// waiting for one if there is none. It returns false when the reader must
+// stop.
+func (r *ring) receive() bool { return r.receiveInto(nil) }
 
-// receiveInto is receive with the dispatcher given; a nil dispatcher
-// (detached) drops the frame and reuses its buffers.
+// receiveInto is receive with the dispatcher given (tests); nil means the
+// endpoint's (see readOne).
 func (r *ring) receiveInto(d stack.NetworkDispatcher) bool {
 	switch r.readOne(d) {
 	case readEmpty:
@@ -609,13 +604,20 @@ const (
 	readFailed                   // the descriptor failed; counted, the reader stops
 )
 
-// readOne reads one frame, if there is one, and delivers it to d; a nil
-// dispatcher (detached) drops it and reuses its buffers.
+// readOne reads one frame, if there is one, and delivers it to d, or
+// with d nil to the endpoint's dispatcher as it is once the frame has been
+// read: a frame that arrives after Attach(nil) has returned is dropped
+// (its buffers reused), never handed to the dispatcher just detached.
 func (r *ring) readOne(d stack.NetworkDispatcher) readResult {
 	iov := r.iovecs()
 	n, _, errno := unix.RawSyscall(unix.SYS_READV, uintptr(r.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	switch errno {
 	case 0:
+		if d == nil {
+			if box := r.e.disp.Load(); box != nil {
+				d = box.d
+			}
+		}
 		if d != nil {
 			r.deliver(d, int(n))
 		}
@@ -823,11 +825,7 @@ const busyPollBurst = 16 << 10
 func (r *ring) drain() bool {
 	before := r.rxBytes.Load()
 	for got := false; !r.stop.Load(); got = true {
-		var d stack.NetworkDispatcher
-		if box := r.e.disp.Load(); box != nil {
-			d = box.d
-		}
-		switch r.readOne(d) {
+		switch r.readOne(nil) {
 		case readEmpty:
 			if got && r.rxBytes.Load()-before < busyPollBurst {
 				// A request, not a stream: what it starts (a relay's
