@@ -101,7 +101,7 @@ func (r *ring) runMmsg() {
 		r.rx.refill(k)
 	}
 	for !r.ep.stop.Load() {
-		switch r.readBatch(r.ep.dispatcher()) {
+		switch r.readBatch(nil) {
 		case 0, unix.EINTR:
 		default: // EAGAIN; or an error the socket reports once (ENETDOWN)
 			if stop := r.wait(); stop {
@@ -112,13 +112,18 @@ func (r *ring) runMmsg() {
 }
 
 // readBatch reads up to rxBatch frames with one recvmmsg and delivers
-// them to d, or drops them if d is nil (the endpoint is detached). The
-// slots must have been filled (refill) once.
+// them to d, or with d nil to the endpoint's dispatcher as it is once the
+// batch has been read (frames read after a detach are dropped, never
+// handed to the dispatcher just detached). The slots must have been
+// filled (refill) once.
 func (r *ring) readBatch(d stack.NetworkDispatcher) unix.Errno {
 	m := r.rx
 	n, errno := recvmmsg(r.fd, m.hdrs[:], unix.MSG_DONTWAIT)
 	if errno != 0 {
 		return errno
+	}
+	if d == nil {
+		d = r.ep.dispatcher()
 	}
 	var t tally
 	var copies uint64
