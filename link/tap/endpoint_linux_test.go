@@ -742,6 +742,35 @@ func TestPolledReaders(t *testing.T) {
 	}
 }
 
+// A reader hands a frame to the dispatcher the endpoint has once the frame
+// is read: after a detach the frame is dropped, not delivered to the
+// dispatcher that was current when the reader last looked (a reader that
+// loaded it before a blocking read did so in a CI run).
+func TestReadOneTakesCurrentDispatcher(t *testing.T) {
+	e, peers := testEndpoint(t, 1, allOffloads)
+	s := newSink()
+	r := e.rings[0]
+	defer e.disp.Store(nil)
+	read := func(what string) {
+		t.Helper()
+		send(t, peers[0], vnet.Fields{}, frameOf(false, header.UDPProtocolNumber, 10, ourMAC))
+		if res := r.readOne(nil); res != readDone {
+			t.Fatalf("%s: readOne = %v, want a frame read", what, res)
+		}
+	}
+	e.disp.Store(&dispatcherBox{s}) // attached ...
+	e.disp.Store(nil)               // ... and detached before the frame is read
+	read("detached")
+	if n := s.n.Load(); n != 0 {
+		t.Fatalf("a frame read after the detach reached the old dispatcher (%d)", n)
+	}
+	e.disp.Store(&dispatcherBox{s})
+	read("attached")
+	if n := s.n.Load(); n != 1 {
+		t.Errorf("attached: %d frames delivered, want 1", n)
+	}
+}
+
 // In the loop a polled reader's queue is in the busy-poller's set (a frame
 // waiting there ends a round), and a reader that delivered frames kicks a
 // round.
