@@ -65,12 +65,7 @@ func newTCPSplice(ep tcpip.Endpoint, wq *waiter.Queue, host hostStream) (*tcpSpl
 	if err != nil {
 		return nil, err
 	}
-	if bp := busypoll.Default(); bp != nil {
-		// The reply a busy-polling loop waits for comes on this socket. A
-		// socket it cannot watch (no epoll watches left) is relayed all
-		// the same, only not polled for.
-		raw.Control(func(fd uintptr) { bp.Watch(int(fd)) })
-	}
+	busypoll.Default().WatchConn(raw) // the reply a busy-polling loop waits for comes here
 	return &tcpSplice{ep: ep, wq: wq, host: host, raw: raw, aborted: make(chan struct{})}, nil
 }
 

@@ -352,11 +352,7 @@ func (f *udpFlow) fromHost(hc net.Conn) {
 		f.fromHostBuffered(hc)
 		return
 	}
-	if bp := busypoll.Default(); bp != nil {
-		// The answer a busy-polling loop waits for comes on this socket
-		// (one it cannot watch is relayed all the same).
-		rc.Control(func(fd uintptr) { bp.Watch(int(fd)) })
-	}
+	busypoll.Default().WatchConn(rc) // the answer a busy-polling loop waits for comes here
 	for {
 		var (
 			bp   *[]byte

@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -95,6 +96,16 @@ func (p *Poller) Watch(fd int) error {
 		return err
 	}
 	return nil
+}
+
+// WatchConn watches c's descriptor, as Watch. A descriptor it cannot
+// watch (no epoll watches left) is served all the same, only not polled
+// for, so the error is not reported.
+func (p *Poller) WatchConn(c syscall.RawConn) {
+	if p == nil {
+		return
+	}
+	c.Control(func(fd uintptr) { p.Watch(int(fd)) })
 }
 
 // Unwatch removes fd from the set (before it is closed while another

@@ -33,6 +33,22 @@ func newPipe(t *testing.T) (r, w *os.File) {
 	return r, w
 }
 
+// watchedPoller starts a poller with budget, closed at cleanup, watching
+// the read end of fresh pipe; it returns the pipe's write end.
+func watchedPoller(t *testing.T, budget time.Duration) (*Poller, *os.File, *os.File) {
+	t.Helper()
+	p, err := New(budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	r, w := newPipe(t)
+	if err := p.Watch(int(r.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	return p, r, w
+}
+
 func TestNewRefusesNoBudget(t *testing.T) {
 	for _, d := range []time.Duration{0, -time.Microsecond} {
 		if p, err := New(d); err == nil {
@@ -45,15 +61,7 @@ func TestNewRefusesNoBudget(t *testing.T) {
 // A round with nothing readable runs out of budget; one with a readable
 // watched descriptor ends on it, however long the budget.
 func TestRoundEndsOnReadableOrBudget(t *testing.T) {
-	p, err := New(2 * time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	r, w := newPipe(t)
-	if err := p.Watch(int(r.Fd())); err != nil {
-		t.Fatal(err)
-	}
+	p, r, w := watchedPoller(t, 2*time.Millisecond)
 	if err := p.Watch(int(r.Fd())); err != nil {
 		t.Errorf("watching twice: %v", err)
 	}
@@ -75,9 +83,11 @@ func TestRoundEndsOnReadableOrBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer long.Close()
-	if err := long.Watch(int(r.Fd())); err != nil {
+	rc, err := r.SyscallConn()
+	if err != nil {
 		t.Fatal(err)
 	}
+	long.WatchConn(rc) // as the relays watch their host sockets
 	long.Kick()
 	if rounds, hits := waitRounds(t, long, 1); rounds != 1 || hits != 1 {
 		t.Fatalf("readable round: rounds %d hits %d, want 1, 1", rounds, hits)
@@ -87,15 +97,7 @@ func TestRoundEndsOnReadableOrBudget(t *testing.T) {
 // The descriptor that ends a round may become readable during it: the
 // spinner notices without a wakeup of its own.
 func TestRoundNoticesLateData(t *testing.T) {
-	p, err := New(time.Hour / 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	r, w := newPipe(t)
-	if err := p.Watch(int(r.Fd())); err != nil {
-		t.Fatal(err)
-	}
+	p, _, w := watchedPoller(t, time.Hour/4)
 	p.Kick()
 	time.Sleep(20 * time.Millisecond) // the round is spinning now
 	if rounds, _ := p.Stats(); rounds != 0 {
@@ -151,12 +153,19 @@ func TestCloseAndNil(t *testing.T) {
 		t.Errorf("Watch after Close: %v, want ErrClosed (the epoll number may be another file's by now)", err)
 	}
 	p.Unwatch(0)
+	r, _ := newPipe(t)
+	rc, err := r.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.WatchConn(rc) // after Close: nothing, no panic
 	var none *Poller
 	if none.Budget() != 0 {
 		t.Error("a nil poller has a budget")
 	}
 	none.Kick()
 	none.Unwatch(0)
+	none.WatchConn(rc)
 	if err := none.Watch(0); err != nil {
 		t.Errorf("nil Watch: %v", err)
 	}

@@ -40,21 +40,13 @@ func run() error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (network namespaces)")
 	}
-	secs := 5
-	if s := os.Getenv("BENCH_TIME"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return fmt.Errorf("BENCH_TIME=%q: want whole seconds", s)
-		}
-		secs = n
+	secs, err := envCount("BENCH_TIME", 5, "whole seconds")
+	if err != nil {
+		return err
 	}
-	repeat := 1
-	if s := os.Getenv("BENCH_REPEAT"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return fmt.Errorf("BENCH_REPEAT=%q: want a count of rounds, at least 1", s)
-		}
-		repeat = n
+	repeat, err := envCount("BENCH_REPEAT", 1, "a count of rounds")
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -121,6 +113,20 @@ func run() error {
 	}
 	fmt.Printf("\nwrote bench.json, bench.md and bench.png in %s\n", *out)
 	return nil
+}
+
+// envCount reads a positive whole number from the environment variable
+// name, def when it is unset.
+func envCount(name string, def int, want string) (int, error) {
+	s := os.Getenv(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s=%q: want %s, at least 1", name, s, want)
+	}
+	return n, nil
 }
 
 // command runs a command and returns its combined output.
