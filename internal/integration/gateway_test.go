@@ -137,6 +137,24 @@ func (e *gwEnv) serve(ns string, port int, udp bool, args ...string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	filter := fmt.Sprintf("sport = :%d", port)
+	kind := "-Hltn"
+	if udp {
+		kind = "-Hlun"
+	}
+	// The server is up when the port has one listener more than before: a
+	// second server on the port (the other family) must not count the
+	// first one's socket as its own.
+	listeners := func() (n int) {
+		o, _ := inNs(ns, "", 5*time.Second, "ss", kind, filter) // on error: none seen
+		for l := range strings.Lines(o) {
+			if strings.TrimSpace(l) != "" {
+				n++
+			}
+		}
+		return n
+	}
+	before := listeners()
 	cmd := exec.Command(ip, append([]string{"netns", "exec", ns}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -153,14 +171,9 @@ func (e *gwEnv) serve(ns string, port int, udp bool, args ...string) {
 			e.t.Logf("server %s in %s:\n%s", strings.Join(args, " "), ns, out.String())
 		}
 	})
-	filter := fmt.Sprintf("sport = :%d", port)
-	kind := "-Hltn"
-	if udp {
-		kind = "-Hlun"
-	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if o, err := inNs(ns, "", 5*time.Second, "ss", kind, filter); err == nil && strings.TrimSpace(o) != "" {
+		if n := listeners(); n > before {
 			return
 		}
 		select {
