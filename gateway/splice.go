@@ -28,6 +28,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/waiter"
 
+	"github.com/tapstack/tapstack/internal/widen"
 	"github.com/tapstack/tapstack/link/busypoll"
 )
 
@@ -50,6 +51,8 @@ type tcpSplice struct {
 
 	aborted   chan struct{} // closed by abort: wakes waits on ep
 	abortOnce sync.Once
+
+	flow *widen.Flow // bytes relayed, both ways: lets a busy loop widen
 }
 
 // hostStream is what the relay needs of a host connection: a kernel
@@ -66,7 +69,7 @@ func newTCPSplice(ep tcpip.Endpoint, wq *waiter.Queue, host hostStream) (*tcpSpl
 		return nil, err
 	}
 	busypoll.Default().WatchConn(raw) // the reply a busy-polling loop waits for comes here
-	return &tcpSplice{ep: ep, wq: wq, host: host, raw: raw, aborted: make(chan struct{})}, nil
+	return &tcpSplice{ep: ep, wq: wq, host: host, raw: raw, aborted: make(chan struct{}), flow: widen.Default().Add()}, nil
 }
 
 // run relays both directions (host → namespace on the calling
@@ -85,6 +88,7 @@ func (s *tcpSplice) run() {
 	wg.Wait()
 	s.ep.Close()
 	s.host.Close()
+	s.flow.Done()
 }
 
 // end finishes one direction: a half-close after a clean end of stream,
@@ -112,6 +116,7 @@ func (s *tcpSplice) abort() {
 func (s *tcpSplice) discard() {
 	s.abort()
 	s.ep.Close()
+	s.flow.Done()
 }
 
 // toStack relays host → namespace until the host's end of stream (nil)
@@ -130,7 +135,9 @@ func (s *tcpSplice) toStack() error {
 					return r.err != nil || r.eof // else wait until readable
 				}
 				r.start(int(fd), queued) // at most spliceChunk: queued peeks no more
-				if _, terr = s.ep.Write(&r, tcpip.WriteOptions{}); terr != nil || r.err != nil {
+				n, werr := s.ep.Write(&r, tcpip.WriteOptions{})
+				s.flow.Count(int(n))
+				if terr = werr; terr != nil || r.err != nil {
 					return true
 				}
 				// Sent on to the namespace: stay awake for its next request.
@@ -196,6 +203,7 @@ func (s *tcpSplice) toHost() error {
 		if werr != nil {
 			return werr
 		}
+		s.flow.Count(res.Count)
 		d := consumer{left: res.Count}
 		if _, terr := s.ep.Read(&d, tcpip.ReadOptions{}); terr != nil {
 			return errors.New(terr.String())

@@ -44,6 +44,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
+	"github.com/tapstack/tapstack/internal/widen"
 	"github.com/tapstack/tapstack/link/busypoll"
 )
 
@@ -145,6 +146,7 @@ func (r *udpRelay) divert(id gstack.TransportEndpointID, pkt *gstack.PacketBuffe
 			evicted = append(evicted, lru)
 		}
 	}
+	f.load = widen.Default().Add() // before f is shared: close ends it
 	r.flows[id] = f
 	r.wg.Go(f.run)
 	r.mu.Unlock()
@@ -224,7 +226,7 @@ func (r *udpRelay) stop() {
 
 // udpFlow is one relayed flow.
 //
-// Locking: mu guards closed and host. ep, id and to are set before the
+// Locking: mu guards closed and host. ep, id, to and load are set before the
 // flow is shared.
 type udpFlow struct {
 	r    *udpRelay
@@ -235,6 +237,7 @@ type udpFlow struct {
 	last atomic.Int64  // r.now() at the last datagram either way
 	sent atomic.Int32  // payload length of the last datagram to the host
 	done chan struct{} // closed by close
+	load *widen.Flow   // bytes relayed, both ways: lets a busy loop widen
 
 	mu sync.Mutex
 	// +checklocks:mu
@@ -259,6 +262,7 @@ func (f *udpFlow) close() {
 	if hc != nil {
 		hc.Close()
 	}
+	f.load.Done()
 }
 
 func (f *udpFlow) touch() { f.last.Store(f.r.now()) }
@@ -325,6 +329,7 @@ func (f *udpFlow) toHost(hc net.Conn) {
 			return // closed
 		}
 		f.touch()
+		f.load.Count(res.Count)
 		f.sent.Store(int32(res.Count))
 		_, err := hc.Write((*bp)[:res.Count])
 		switch {
@@ -374,6 +379,7 @@ func (f *udpFlow) fromHost(hc net.Conn) {
 		})
 		if err == nil && rerr == nil && n >= 0 {
 			f.touch()
+			f.load.Count(n)
 			f.toNamespace((*bp)[:n])
 			busypoll.Default().Kick() // stay awake for the namespace's next datagram
 		}

@@ -95,7 +95,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, o.verbose)
-	sched := applySched(o.sched, o.netns != "", o.busyPoll)
+	sched := applySched(o.sched, o.netns != "", o.busyPoll, log)
 	log.Debug("data path scheduling", "sched", sched, "gomaxprocs", runtime.GOMAXPROCS(0), "busy-poll", busypoll.Default().Budget())
 	var nsCfg daemon.NamespaceConfig
 	if o.netns != "" {

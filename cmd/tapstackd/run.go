@@ -69,12 +69,12 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := o.check(visited(fs), true); err != nil {
 		return err
 	}
-	applySched(o.sched, true, o.busyPoll)
+	log := newLogger(stderr, o.verbose)
+	applySched(o.sched, true, o.busyPoll, log)
 	if os.Geteuid() != 0 {
 		return runInUserns(args, &o)
 	}
 	o.configure = true
-	log := newLogger(stderr, o.verbose)
 	nsCfg, err := o.namespaceConfig(log)
 	if err != nil {
 		return err

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"time"
 
+	"github.com/tapstack/tapstack/internal/widen"
 	"github.com/tapstack/tapstack/link/busypoll"
 	"github.com/tapstack/tapstack/link/tap"
 )
@@ -13,7 +15,7 @@ import (
 // Scheduling modes of the data path (--sched).
 const (
 	schedAuto   = "auto"   // loop for a namespace gateway on at most loopMaxCPUs CPUs, else pinned
-	schedLoop   = "loop"   // GOMAXPROCS=1, TAP readers parked in Go's poller
+	schedLoop   = "loop"   // GOMAXPROCS=1 (all CPUs while two flows are busy), TAP readers parked in Go's poller
 	schedPinned = "pinned" // a reader thread per TAP queue pinned to a CPU, GOMAXPROCS = CPUs
 )
 
@@ -62,17 +64,26 @@ func parseSched(s string) (string, error) {
 // process serves a namespace over one TAP) before any stack or TAP exists:
 // gVisor sizes its TCP processors by GOMAXPROCS when the stack is made. A
 // GOMAXPROCS in the environment is left alone. The loop busy-polls for
-// busyPoll after activity (0: not at all). It returns the mode applied.
-func applySched(mode string, gateway bool, busyPoll time.Duration) string {
+// busyPoll after activity (0: not at all), and widens to every CPU while
+// several flows are busy (widen), logging each change to log at debug
+// level. It returns the mode applied.
+func applySched(mode string, gateway bool, busyPoll time.Duration, log *slog.Logger) string {
 	if mode == schedAuto || mode == "" {
 		mode = schedPinned
 		if gateway && runtime.NumCPU() <= loopMaxCPUs {
 			mode = schedLoop
 		}
 	}
+	var widener *widen.Widener
 	if mode == schedLoop {
 		if os.Getenv("GOMAXPROCS") == "" {
 			runtime.GOMAXPROCS(1)
+			if n := runtime.NumCPU(); n > 1 {
+				widener = widen.New(1, n, func(procs int) int {
+					log.Debug("data path scheduling", "gomaxprocs", procs, "why", map[bool]string{true: "several busy flows", false: "busy flows ended"}[procs > 1])
+					return runtime.GOMAXPROCS(procs)
+				})
+			}
 		}
 		tap.SetDefaultReaders(tap.ReadersPolled)
 	} else {
@@ -92,5 +103,9 @@ func applySched(mode string, gateway bool, busyPoll time.Duration) string {
 		old.Close()
 	}
 	busypoll.SetDefault(poller)
+	if old := widen.Default(); old != nil {
+		old.Close()
+	}
+	widen.SetDefault(widener)
 	return mode
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/tapstack/tapstack/internal/widen"
 	"github.com/tapstack/tapstack/link/busypoll"
 	"github.com/tapstack/tapstack/link/tap"
 )
@@ -28,7 +30,7 @@ func TestApplySched(t *testing.T) {
 		t.Fatal("run without GOMAXPROCS in the environment: applySched leaves it alone then")
 	}
 	procs := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(procs); applySched(schedPinned, false, 0) })
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs); applySched(schedPinned, false, 0, slog.New(slog.DiscardHandler)) })
 	small := runtime.NumCPU() <= loopMaxCPUs
 	for _, tc := range []struct {
 		mode    string
@@ -41,7 +43,7 @@ func TestApplySched(t *testing.T) {
 		{schedAuto, true, map[bool]string{true: schedLoop, false: schedPinned}[small]},
 	} {
 		runtime.GOMAXPROCS(procs)
-		if got := applySched(tc.mode, tc.gateway, defaultBusyPoll); got != tc.want {
+		if got := applySched(tc.mode, tc.gateway, defaultBusyPoll, slog.New(slog.DiscardHandler)); got != tc.want {
 			t.Errorf("applySched(%q, gateway %v) = %q, want %q", tc.mode, tc.gateway, got, tc.want)
 		}
 		wantProcs := procs
@@ -59,9 +61,13 @@ func TestApplySched(t *testing.T) {
 		if bp := busypoll.Default(); (bp != nil) != (tc.want == schedLoop) || (bp != nil && bp.Budget() != defaultBusyPoll) {
 			t.Errorf("applySched(%q, gateway %v): busy-poller %v", tc.mode, tc.gateway, bp)
 		}
+		// The loop widens on a machine with CPUs to widen to.
+		if w := widen.Default(); (w != nil) != (tc.want == schedLoop && runtime.NumCPU() > 1) {
+			t.Errorf("applySched(%q, gateway %v): widener %v", tc.mode, tc.gateway, w)
+		}
 	}
 	runtime.GOMAXPROCS(procs)
-	if applySched(schedLoop, true, 0); busypoll.Default() != nil {
+	if applySched(schedLoop, true, 0, slog.New(slog.DiscardHandler)); busypoll.Default() != nil {
 		t.Error("--busy-poll 0: the loop still has a busy-poller")
 	}
 }

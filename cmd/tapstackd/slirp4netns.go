@@ -59,7 +59,7 @@ func slirp4netns(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for _, w := range o.Warnings {
 		fmt.Fprintln(stdout, w)
 	}
-	applySched(schedAuto, true, defaultBusyPoll)
+	applySched(schedAuto, true, defaultBusyPoll, slog.New(slog.DiscardHandler))
 	if err := serveSlirp4netns(ctx, o, stdout, stderr); err != nil {
 		// The message without the errno a *ctl.Error puts first, which
 		// means nothing to slirp4netns's users.

@@ -22,6 +22,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -922,5 +924,42 @@ func TestGatewayUDPPortUnreachable(t *testing.T) {
 		if err == nil || !strings.Contains(out, "Connection refused") {
 			t.Errorf("S → %s (closed): %v\n%s; want connection refused", target, err, out)
 		}
+	}
+}
+
+// TestGatewayWidensForBusyFlows: under the loop, the daemon runs on every
+// CPU while two streams are busy and returns to one P after they end; a
+// single stream (beside iperf3's idle control connection) does not widen.
+func TestGatewayWidensForBusyFlows(t *testing.T) {
+	requireCmds(t, "iperf3")
+	if runtime.NumCPU() < 2 {
+		netnstest.Unavailable(t, "one CPU: nothing to widen to")
+	}
+	e := newGwEnv(t, 17)
+	d := e.start("-v", "--sched", "loop")
+	e.serve(e.host, 5201, false, "iperf3", "-s", "-B", e.hostIP, "-p", "5201")
+	iperf := func(streams int) {
+		t.Helper()
+		out, err := inNs(e.sandbox, "", 20*time.Second, "iperf3", "-c", e.hostIP, "-p", "5201", "-t", "2", "-P", strconv.Itoa(streams))
+		if err != nil {
+			t.Fatalf("iperf3 -P %d: %v\n%s", streams, err, out)
+		}
+	}
+	wide := fmt.Sprintf("gomaxprocs=%d", runtime.NumCPU())
+
+	iperf(1)
+	if log := d.stderr.String(); strings.Contains(log, wide) {
+		t.Fatalf("one stream widened the loop:\n%s", log)
+	}
+	iperf(2)
+	if log := d.stderr.String(); !strings.Contains(log, wide) {
+		t.Fatalf("two streams did not widen the loop:\n%s", log)
+	}
+	// After a few quiet ticks it narrows again.
+	if !waitFor(5*time.Second, func() bool {
+		log := d.stderr.String()
+		return strings.Contains(log[strings.LastIndex(log, wide):], "gomaxprocs=1")
+	}) {
+		t.Fatalf("the loop stayed wide after the streams ended:\n%s", d.stderr)
 	}
 }
