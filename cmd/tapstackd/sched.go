@@ -80,7 +80,11 @@ func applySched(mode string, gateway bool, busyPoll time.Duration, log *slog.Log
 			runtime.GOMAXPROCS(1)
 			if n := runtime.NumCPU(); n > 1 {
 				widener = widen.New(1, n, func(procs int) int {
-					log.Debug("data path scheduling", "gomaxprocs", procs, "why", map[bool]string{true: "several busy flows", false: "busy flows ended"}[procs > 1])
+					why := "busy flows ended"
+					if procs > 1 {
+						why = "two or more busy flows"
+					}
+					log.Debug("data path scheduling", "gomaxprocs", procs, "why", why)
 					return runtime.GOMAXPROCS(procs)
 				})
 			}
