@@ -181,3 +181,48 @@ func TestNilIsInert(t *testing.T) {
 		t.Fatal("a nil Widener reports activity")
 	}
 }
+
+// Flows come and go from many goroutines while the monitor ticks (run
+// with -race); in the end the process is narrow and the monitor gone.
+func TestConcurrentFlows(t *testing.T) {
+	var log procsLog
+	w := New(1, 2, log.setProcs)
+	w.tick = 100 * time.Microsecond
+	t.Cleanup(w.Close)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Go(func() {
+			for i := 0; i < 200; i++ {
+				f := w.Add()
+				f.Count(BusyBytes)
+				time.Sleep(10 * time.Microsecond)
+				f.Count(BusyBytes)
+				f.Done()
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.mu.Lock()
+		settled := !w.isWide && !w.running && len(w.flows) == 0
+		w.mu.Unlock()
+		if settled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still wide or monitoring 5 s after every flow ended")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Every widening was followed by a narrowing, alternately.
+	calls := log.calls()
+	for i, n := range calls {
+		if want := []int{2, 1}[i%2]; n != want {
+			t.Fatalf("GOMAXPROCS set %v: not alternating wide, narrow", calls)
+		}
+	}
+	if len(calls)%2 != 0 {
+		t.Fatalf("GOMAXPROCS set %v: ends wide", calls)
+	}
+}
