@@ -6,10 +6,14 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tapstack/tapstack/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -169,5 +173,33 @@ func TestDialTCPFamilyMismatch(t *testing.T) {
 	_, err := dialTCP(context.Background(), netip.MustParseAddr("::1"), "", netip.MustParseAddrPort("127.0.0.1:9"))
 	if !errors.Is(err, syscall.EAFNOSUPPORT) {
 		t.Fatalf("IPv6 source for an IPv4 destination: %v, want EAFNOSUPPORT", err)
+	}
+}
+
+// A connection to a loopback address runs CUBIC, whatever the host's
+// default (BBR paces over loopback for nothing).
+func TestDialTCPLoopbackCongestion(t *testing.T) {
+	avail, err := os.ReadFile("/proc/sys/net/ipv4/tcp_available_congestion_control")
+	if err != nil || !slices.Contains(strings.Fields(string(avail)), loopbackCongestion) {
+		netnstest.Unavailable(t, "kernel without %s congestion control (%q, %v)", loopbackCongestion, avail, err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := dialTCP(context.Background(), netip.Addr{}, "", netip.MustParseAddrPort(ln.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var cc string
+	if err := c.rc.Control(func(fd uintptr) {
+		cc, err = unix.GetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || cc != loopbackCongestion {
+		t.Fatalf("TCP_CONGESTION %q, %v; want %q", cc, err, loopbackCongestion)
 	}
 }
