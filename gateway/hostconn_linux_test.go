@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/netnstest"
 	"golang.org/x/sys/unix"
+
+	"github.com/tapstack/tapstack/internal/netnstest"
 )
 
 func TestDialTCP(t *testing.T) {
