@@ -5,7 +5,7 @@
 // and the relay it wakes on one thread with no cross-thread wakeup, which
 // is best for a single stream and for request/response. But that thread
 // then does every copy, so four bulk streams share one CPU while the
-// others sit partly idle. Measured on 2 CPUs (README, Benchmarks): four
+// others sit partly idle. Measured on 2 CPUs (docs/status.md, session 5): four
 // iperf3 streams ran 14–36 % faster with GOMAXPROCS=2, one stream 10–25 %
 // slower (its path is sequential: a second P only adds hand-offs). So a
 // Widener watches the flows' byte counts and raises GOMAXPROCS while at
