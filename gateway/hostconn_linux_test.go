@@ -194,13 +194,16 @@ func TestDialTCPLoopbackCongestion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var cc string
+	var (
+		cc     string
+		optErr error
+	)
 	if err := c.rc.Control(func(fd uintptr) {
-		cc, err = unix.GetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION)
+		cc, optErr = unix.GetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err != nil || cc != loopbackCongestion {
-		t.Fatalf("TCP_CONGESTION %q, %v; want %q", cc, err, loopbackCongestion)
+	if optErr != nil || cc != loopbackCongestion {
+		t.Fatalf("TCP_CONGESTION %q, %v; want %q", cc, optErr, loopbackCongestion)
 	}
 }

@@ -927,6 +927,21 @@ func TestGatewayUDPPortUnreachable(t *testing.T) {
 	}
 }
 
+// iperf3ToHost starts an iperf3 server on H's address and returns a
+// function that runs a 2-second iperf3 client with args from S to it,
+// failing the test if the client fails.
+func (e *gwEnv) iperf3ToHost() func(args ...string) {
+	e.t.Helper()
+	e.serve(e.host, 5201, false, "iperf3", "-s", "-B", e.hostIP, "-p", "5201")
+	return func(args ...string) {
+		e.t.Helper()
+		cmd := append([]string{"iperf3", "-c", e.hostIP, "-p", "5201", "-t", "2"}, args...)
+		if out, err := inNs(e.sandbox, "", 20*time.Second, cmd...); err != nil {
+			e.t.Fatalf("%s: %v\n%s", strings.Join(cmd, " "), err, out)
+		}
+	}
+}
+
 // TestGatewayWidensForBusyFlows: under the loop, the daemon runs on every
 // CPU while two streams are busy and returns to one P after they end; a
 // single stream (beside iperf3's idle control connection) does not widen.
@@ -937,21 +952,14 @@ func TestGatewayWidensForBusyFlows(t *testing.T) {
 	}
 	e := newGwEnv(t, 17)
 	d := e.start("-v", "--sched", "loop")
-	e.serve(e.host, 5201, false, "iperf3", "-s", "-B", e.hostIP, "-p", "5201")
-	iperf := func(streams int) {
-		t.Helper()
-		out, err := inNs(e.sandbox, "", 20*time.Second, "iperf3", "-c", e.hostIP, "-p", "5201", "-t", "2", "-P", strconv.Itoa(streams))
-		if err != nil {
-			t.Fatalf("iperf3 -P %d: %v\n%s", streams, err, out)
-		}
-	}
+	iperf := e.iperf3ToHost()
 	wide := fmt.Sprintf("gomaxprocs=%d", runtime.NumCPU())
 
-	iperf(1)
+	iperf("-P", "1")
 	if log := d.stderr.String(); strings.Contains(log, wide) {
 		t.Fatalf("one stream widened the loop:\n%s", log)
 	}
-	iperf(2)
+	iperf("-P", "2")
 	if log := d.stderr.String(); !strings.Contains(log, wide) {
 		t.Fatalf("two streams did not widen the loop:\n%s", log)
 	}
@@ -973,7 +981,7 @@ func TestGatewayNoSpuriousRetransmissions(t *testing.T) {
 	requireCmds(t, "iperf3", "nstat")
 	e := newGwEnv(t, 18)
 	e.start("--mtu", "1500")
-	e.serve(e.host, 5201, false, "iperf3", "-s", "-B", e.hostIP, "-p", "5201")
+	iperf := e.iperf3ToHost()
 	dupsReceived := func() int {
 		t.Helper()
 		out := e.mustInNs(e.sandbox, "nstat", "-a", "-z", "-s", "TcpExtTCPDSACKOldSent")
@@ -990,10 +998,7 @@ func TestGatewayNoSpuriousRetransmissions(t *testing.T) {
 		return 0
 	}
 	before := dupsReceived()
-	out, err := inNs(e.sandbox, "", 20*time.Second, "iperf3", "-c", e.hostIP, "-p", "5201", "-t", "2", "-P", "4", "-R")
-	if err != nil {
-		t.Fatalf("iperf3 -R -P 4: %v\n%s", err, out)
-	}
+	iperf("-P", "4", "-R")
 	// A real drop at the TAP is retransmitted once and is no duplicate;
 	// a pause of the daemon past the 200 ms retransmission timeout could
 	// be, hence a little slack.

@@ -5,7 +5,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,28 +47,9 @@ type daemon struct {
 	t      *testing.T
 	sock   string
 	cmd    *exec.Cmd
-	stderr *logBuffer // its log; read while it runs
+	stderr *lockedBuffer // its log; read while it runs
 	done   chan error
 	client *ctl.Client
-}
-
-// logBuffer is a bytes.Buffer a test may read while exec's copier
-// goroutine writes to it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startDaemon runs tapstackd with the given extra flags and stops it (with
@@ -87,7 +66,7 @@ func startDaemon(t *testing.T, flags ...string) *daemon {
 func startDaemonIn(t *testing.T, netns string, flags ...string) *daemon {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "tapstackd.sock")
-	d := &daemon{t: t, sock: sock, stderr: &logBuffer{}, done: make(chan error, 1)}
+	d := &daemon{t: t, sock: sock, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	ready, readyW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -52,8 +52,6 @@ type Widener struct {
 	closed  bool // no monitor may start
 	done    chan struct{}
 	exited  sync.WaitGroup
-
-	widenings atomic.Uint64
 }
 
 // New returns a Widener that runs the process on narrow Ps and on wide
@@ -122,14 +120,6 @@ func (w *Widener) Wide() bool {
 	return w.isWide
 }
 
-// Widenings is how many times the process was widened.
-func (w *Widener) Widenings() uint64 {
-	if w == nil {
-		return 0
-	}
-	return w.widenings.Load()
-}
-
 // Close stops the monitor and leaves the process narrow. Flows may still
 // count and end; nothing widens again.
 func (w *Widener) Close() {
@@ -186,7 +176,6 @@ func (w *Widener) step() bool {
 		w.quiet = 0
 		if !w.isWide {
 			w.isWide = true
-			w.widenings.Add(1)
 			w.setProcs(w.wide)
 		}
 	case w.isWide:
