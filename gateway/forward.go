@@ -655,6 +655,8 @@ func fwdConnectTCP(ctx context.Context, g *Gateway, nic tcpip.NICID, src, dst ne
 	}
 	// A 4-tuple of an earlier connection may still be closing.
 	ep.SocketOptions().SetReuseAddress(true)
+	// Before Connect: the SYN's window scale is chosen from it.
+	ep.SocketOptions().SetReceiveBufferSize(relayReceiveBuffer, true)
 	if terr := ep.Bind(fwdFullAddr(nic, src)); terr != nil {
 		ep.Close()
 		return nil, nil, &fwdStackError{fmt.Sprintf("bind %s", src), terr}

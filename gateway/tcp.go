@@ -83,7 +83,7 @@ func (g *Gateway) startTCP() (func(), error) {
 	}
 	t := &tcpRelay{g: g, s: s, nic: nic, pol: newPolicy(g.cfg), conns: map[*tcpSplice]struct{}{}}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	t.fwd = tcp.NewForwarder(s, 0, tcpMaxInFlight, t.handle)
+	t.fwd = tcp.NewForwarder(s, relayReceiveBuffer, tcpMaxInFlight, t.handle)
 	h := hooksFor(s)
 	h.set(&h.tcp, nic, t.divert)
 	return func() {
